@@ -1,0 +1,1 @@
+"""The ``fastsim`` command line."""

@@ -1,0 +1,5 @@
+"""``fastsim bench``."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""``fastsim replay``."""
+
+
+def register(subparsers) -> None:
+    pass

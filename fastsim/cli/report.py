@@ -1,0 +1,5 @@
+"""``fastsim report``."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""``fastsim sweep``."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -33,12 +33,3 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     settings.load_profile("slow" if config.getoption("--slow") else "ci")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--slow"):
-        return
-    skip = pytest.mark.skip(reason="slow check: run with --slow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)

@@ -1,0 +1,396 @@
+"""Model and hardware profiles: the figures the timeline turns into nanoseconds (SPEC section 2).
+
+Profiles are data. The built-in ones live in ``models.toml`` and ``hardware.toml`` beside this
+module, one table per profile, each figure with a comment citing its source. Anywhere a profile is
+taken it may be
+
+- a built-in name (``"switch-base-128"``, ``"rtx3090"``; see :func:`list_models`,
+  :func:`list_hardware`),
+- a path (``str`` or ``os.PathLike``) to a TOML file holding exactly one profile table in the
+  format of the built-in files, or
+- a mapping with the profile's fields (an existing profile object passes through unchanged).
+
+Every problem raises :class:`~fastsim.errors.ProfileError` with one message naming the profile,
+the file and the field at fault.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProfileError
+
+__all__ = [
+    "HardwareProfile",
+    "ModelProfile",
+    "ProfileError",
+    "hardware_profile",
+    "list_hardware",
+    "list_models",
+    "model_profile",
+]
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """The figures of one MoE model that the timeline needs.
+
+    Attributes
+    ----------
+    name : str
+        Profile name (matched against a trace's ``model`` metadata).
+    num_layers : int
+        MoE layers per token step, ``L``.
+    num_experts : int
+        Routed experts per MoE layer, ``E``.
+    top_k : int
+        Experts each token is routed to per layer, ``K``.
+    expert_bytes : int
+        Bytes of one routed expert's weights as stored (parameters x bytes per parameter of the
+        checkpoint's dtype, block scales included where the format has them).
+    dense_bytes_per_layer : int
+        Non-expert weight bytes read per MoE layer per decode step (attention, norms, router,
+        shared experts).
+    expert_flops_per_token : float
+        FLOPs one expert spends on one token: 2 x the expert's matrix parameters.
+    dense_flops_per_token : float
+        FLOPs of the non-expert part of one layer for one token.
+    description : str
+        Free text: origin of the figures.
+    """
+
+    name: str
+    num_layers: int
+    num_experts: int
+    top_k: int
+    expert_bytes: int
+    dense_bytes_per_layer: int
+    expert_flops_per_token: float
+    dense_flops_per_token: float
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """The figures of one accelerator and its host link that the timeline needs.
+
+    Attributes
+    ----------
+    name : str
+        Profile name.
+    h2d_bytes_per_s : float
+        Pinned host-to-device copy bandwidth as measured, bytes per second.
+    transfer_latency_s : float
+        Fixed cost of one host-to-device transfer, seconds (may be 0).
+    mem_bytes_per_s : float
+        Device memory bandwidth, bytes per second.
+    flops_per_s : float
+        Dense matrix throughput in the models' dtype, FLOP per second.
+    memory_bytes : int
+        Device memory capacity, bytes.
+    launch_s : float
+        Cost of launching the kernels of one expert or one dense block, seconds (may be 0).
+    description : str
+        Free text: origin of the figures.
+    """
+
+    name: str
+    h2d_bytes_per_s: float
+    transfer_latency_s: float
+    mem_bytes_per_s: float
+    flops_per_s: float
+    memory_bytes: int
+    launch_s: float
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+
+
+# Field kinds: "int" must be a positive integer; "float" a positive finite number; "float0" a
+# finite number >= 0 (fixed costs a profile may leave out).
+_MODEL_KINDS = {
+    "num_layers": "int",
+    "num_experts": "int",
+    "top_k": "int",
+    "expert_bytes": "int",
+    "dense_bytes_per_layer": "int",
+    "expert_flops_per_token": "float",
+    "dense_flops_per_token": "float",
+}
+_HARDWARE_KINDS = {
+    "h2d_bytes_per_s": "float",
+    "transfer_latency_s": "float0",
+    "mem_bytes_per_s": "float",
+    "flops_per_s": "float",
+    "memory_bytes": "int",
+    "launch_s": "float0",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class _Kind:
+    """What distinguishes the two profile families while parsing."""
+
+    label: str  # "model" or "hardware", for messages
+    cls: type
+    kinds: dict[str, str]
+    resource: str  # built-in file name
+    lister: str  # the function that lists built-ins, for messages
+
+
+_MODEL = _Kind("model", ModelProfile, _MODEL_KINDS, "models.toml", "list_models")
+_HARDWARE = _Kind("hardware", HardwareProfile, _HARDWARE_KINDS, "hardware.toml", "list_hardware")
+
+
+def _where(name: str | None, origin: str) -> str:
+    """The start of every message: which profile, from where."""
+    who = f"{name!r}" if name is not None else "(unnamed)"
+    return f"{who} ({origin})"
+
+
+def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
+    """Validate one numeric field; return it as a plain ``int`` or ``float``."""
+    rule = kind.kinds[field_name]
+    prefix = f"{kind.label} profile {where}: field {field_name!r}"
+    if rule == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ProfileError(
+                f"{prefix} must be an integer, got {type(value).__name__} {value!r}"
+                " (write large integers as 28_500_000, not 28.5e6)"
+            )
+        value = int(value)
+        if value <= 0:
+            raise ProfileError(f"{prefix} must be positive, got {value}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ProfileError(f"{prefix} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ProfileError(f"{prefix} must be finite, got {value}")
+    if rule == "float" and value <= 0.0:
+        raise ProfileError(f"{prefix} must be positive, got {value}")
+    if rule == "float0" and value < 0.0:
+        raise ProfileError(f"{prefix} must be zero or positive, got {value}")
+    return value
+
+
+def _build(kind: _Kind, data: Mapping, origin: str, name: str | None = None):
+    """Validate a mapping of fields and build the profile.
+
+    Parameters
+    ----------
+    kind : _Kind
+        Model or hardware.
+    data : Mapping
+        The fields. ``name`` is taken from ``name`` when given (a table's key), else from the
+        mapping, where it must then be present.
+    origin : str
+        Where the fields came from, for messages (``"file x.toml"``, ``"a mapping"``).
+    name : str or None
+        The profile name fixed by a table key; a ``name`` field in ``data`` must agree with it.
+    """
+    if not isinstance(data, Mapping):
+        raise ProfileError(
+            f"{kind.label} profile {_where(name, origin)}: expected a table of fields, "
+            f"got {type(data).__name__}"
+        )
+    for key in data:
+        if not isinstance(key, str):
+            raise ProfileError(
+                f"{kind.label} profile {_where(name, origin)}: field names must be strings, "
+                f"got {key!r}"
+            )
+    given = data.get("name")
+    if given is not None and not isinstance(given, str):
+        raise ProfileError(
+            f"{kind.label} profile {_where(name, origin)}: field 'name' must be a string, "
+            f"got {type(given).__name__} {given!r}"
+        )
+    if name is None:
+        if given is None:
+            raise ProfileError(f"{kind.label} profile from {origin}: missing field 'name'")
+        name = given
+    elif given is not None and given != name:
+        raise ProfileError(
+            f"{kind.label} profile {_where(name, origin)}: field 'name' is {given!r} but the "
+            f"table is [{name}]"
+        )
+    if not name.strip():
+        raise ProfileError(f"{kind.label} profile from {origin}: field 'name' must not be empty")
+    where = _where(name, origin)
+
+    allowed = set(kind.kinds) | {"name", "description"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ProfileError(
+            f"{kind.label} profile {where}: unknown field {unknown[0]!r}; "
+            f"expected {', '.join(f.name for f in fields(kind.cls))}"
+        )
+    missing = [f for f in kind.kinds if f not in data]
+    if missing:
+        raise ProfileError(f"{kind.label} profile {where}: missing field {missing[0]!r}")
+    values = {f: _check_value(kind, f, data[f], where) for f in kind.kinds}
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError(
+            f"{kind.label} profile {where}: field 'description' must be a string, "
+            f"got {type(description).__name__}"
+        )
+    if kind is _MODEL and values["top_k"] > values["num_experts"]:
+        raise ProfileError(
+            f"model profile {where}: field 'top_k' ({values['top_k']}) exceeds field "
+            f"'num_experts' ({values['num_experts']})"
+        )
+    return kind.cls(name=name, description=description, **values)
+
+
+def _parse_file_text(kind: _Kind, text: str, origin: str) -> dict[str, Any]:
+    """Parse TOML text into ``{name: profile}``; every top-level entry must be a table."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{kind.label} profile {origin}: malformed TOML: {exc}") from None
+    profiles = {}
+    for key, table in document.items():
+        if not isinstance(table, dict):
+            raise ProfileError(
+                f"{kind.label} profile {origin}: top-level key {key!r} is not a table; write "
+                f"each profile as [name] followed by its fields"
+            )
+        profiles[key] = _build(kind, table, origin, name=key)
+    return profiles
+
+
+@lru_cache(maxsize=None)
+def _builtins(kind: _Kind) -> dict[str, Any]:
+    """The built-in profiles of one family, parsed and validated once per process."""
+    text = resources.files(__name__).joinpath(kind.resource).read_text(encoding="utf-8")
+    return _parse_file_text(kind, text, f"built-in {kind.resource}")
+
+
+def _load_file(kind: _Kind, path: Path):
+    """Load the single profile table of a user's TOML file."""
+    origin = f"file {str(path)!r}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"{kind.label} profile {origin}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{kind.label} profile {origin}: cannot read: {exc}") from None
+    profiles = _parse_file_text(kind, text, origin)
+    if len(profiles) != 1:
+        found = ", ".join(repr(p) for p in profiles) or "none"
+        raise ProfileError(
+            f"{kind.label} profile {origin}: expected exactly one profile table, found "
+            f"{len(profiles)} ({found})"
+        )
+    return next(iter(profiles.values()))
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether a string that is not a built-in name should be read as a file path."""
+    return (
+        text.lower().endswith(".toml")
+        or os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+        or os.path.isfile(text)
+    )
+
+
+def _resolve(kind: _Kind, x: Any):
+    """Turn a name, path, mapping or profile object into a validated profile."""
+    if isinstance(x, kind.cls):
+        return x
+    if isinstance(x, (ModelProfile, HardwareProfile)):
+        raise ProfileError(
+            f"expected a {kind.label} profile, got the {type(x).__name__} {x.name!r}"
+        )
+    if isinstance(x, os.PathLike):
+        return _load_file(kind, Path(os.fspath(x)))
+    if isinstance(x, str):
+        known = _builtins(kind)
+        if x in known:
+            return known[x]
+        if _looks_like_path(x):
+            return _load_file(kind, Path(x))
+        raise ProfileError(
+            f"unknown {kind.label} profile {x!r}; built-in {kind.label} profiles: "
+            f"{', '.join(sorted(known))} (or give a TOML file path)"
+        )
+    if isinstance(x, Mapping):
+        return _build(kind, x, "a mapping")
+    raise ProfileError(
+        f"a {kind.label} profile must be a built-in name, a TOML file path, a mapping or a "
+        f"{kind.cls.__name__}, got {type(x).__name__}"
+    )
+
+
+def model_profile(x: Any) -> ModelProfile:
+    """Resolve a model profile.
+
+    Parameters
+    ----------
+    x : str, os.PathLike, Mapping or ModelProfile
+        A built-in name (see :func:`list_models`), a path to a TOML file holding one profile
+        table, a mapping with the fields of :class:`ModelProfile` (``name`` required,
+        ``description`` optional), or a profile, returned unchanged.
+
+    Returns
+    -------
+    ModelProfile
+
+    Raises
+    ------
+    ProfileError
+        Unknown name (the message lists the built-ins), unreadable or malformed file, missing or
+        unknown field, wrong type, or a non-positive value.
+    """
+    return _resolve(_MODEL, x)
+
+
+def hardware_profile(x: Any) -> HardwareProfile:
+    """Resolve a hardware profile.
+
+    Parameters
+    ----------
+    x : str, os.PathLike, Mapping or HardwareProfile
+        A built-in name (see :func:`list_hardware`), a path to a TOML file holding one profile
+        table, a mapping with the fields of :class:`HardwareProfile` (``name`` required,
+        ``description`` optional), or a profile, returned unchanged.
+
+    Returns
+    -------
+    HardwareProfile
+
+    Raises
+    ------
+    ProfileError
+        Unknown name (the message lists the built-ins), unreadable or malformed file, missing or
+        unknown field, wrong type, or a value out of range (``transfer_latency_s`` and
+        ``launch_s`` may be 0, everything else must be positive).
+    """
+    return _resolve(_HARDWARE, x)
+
+
+def list_models() -> list[str]:
+    """Names of the built-in model profiles, sorted."""
+    return sorted(_builtins(_MODEL))
+
+
+def list_hardware() -> list[str]:
+    """Names of the built-in hardware profiles, sorted."""
+    return sorted(_builtins(_HARDWARE))

@@ -1,0 +1,156 @@
+"""Strategy D, top-k: decayed expert frequencies, top ``k`` recomputed every ``update_frequency`` calls.
+
+Per layer, each call first decays every count by ``decay_factor``, then adds 1 for every expert of
+the last ``min(window, calls so far)`` ``R`` sets (the seed re-adds its last 10 tokens on every
+call, so one set is counted up to ``window`` times). Every ``update_frequency``-th call recomputes
+the top ``min(k, E)`` experts by count; every call returns the set of the last recompute, empty
+before the first one. The order is count descending (counts at that recompute), then id ascending.
+
+Decay is lazy: the kernel keeps ``v`` with ``count = v * g`` and ``g`` the running product of
+decays, so a call costs ``O(window * |R|)`` instead of ``O(E)``; ``g`` is folded back into ``v``
+(``O(E)``) before it falls below ``1e-150``. :mod:`fastsim.reference.top_k` performs the same
+floating-point operations in the same order, so both give identical lists.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import kernel
+from ..reference.top_k import SCALE_FLOOR, TopKReference
+from . import Param, StrategyDef
+
+__all__ = ["init", "observe", "replay", "STRATEGY"]
+
+# params: k, decay_factor, window, update_frequency, min_count_threshold
+
+
+@kernel
+def init(num_layers, num_experts, top_k, params):
+    """State, per layer ``l``:
+
+    - ``v`` (L, E) float64: scaled counts, ``count = v[l, e] * g[l]``;
+    - ``g`` (L,) float64: running product of decays since the last fold;
+    - ``calls`` (L,) int64: calls so far (the seed's ``token_count``);
+    - ``chosen`` (L, k') int64: keys of the last recompute, most wanted first, ``k' = min(k, E)``;
+    - ``nchosen`` (L,) int64: how many of them are valid (0 before the first recompute);
+    - ``scratch`` (E,) float64: current counts during a recompute.
+
+    The recent ``R`` sets are read back from the schedule (positions already demanded), so no
+    copy of the window is kept.
+    """
+    k = int(params[0])
+    kk = min(k, num_experts)
+    v = np.zeros((num_layers, num_experts), np.float64)
+    g = np.ones(num_layers, np.float64)
+    calls = np.zeros(num_layers, np.int64)
+    chosen = np.zeros((num_layers, max(kk, 1)), np.int64)
+    nchosen = np.zeros(num_layers, np.int64)
+    scratch = np.zeros(num_experts, np.float64)
+    return v, g, calls, chosen, nchosen, scratch
+
+
+@kernel
+def _recompute(v_l, g_l, scratch, chosen_l, kk, base):
+    """Write the top ``kk`` experts by ``v_l * g_l`` (count descending, id ascending) as keys."""
+    num_experts = v_l.shape[0]
+    for e in range(num_experts):
+        scratch[e] = v_l[e] * g_l
+    # bounded insertion: experts arrive in ascending id, so an equal count never displaces
+    n = 0
+    for e in range(num_experts):
+        c = scratch[e]
+        if n == kk and c <= scratch[chosen_l[n - 1]]:
+            continue
+        pos = n if n < kk else kk - 1
+        while pos > 0 and scratch[chosen_l[pos - 1]] < c:
+            chosen_l[pos] = chosen_l[pos - 1]
+            pos -= 1
+        chosen_l[pos] = e
+        if n < kk:
+            n += 1
+    for i in range(n):
+        chosen_l[i] = base + chosen_l[i]
+    return n
+
+
+@kernel
+def observe(state, params, sched, s, l, experts, counts, out):
+    v, g, calls, chosen, nchosen, scratch = state
+    num_experts = v.shape[1]
+    k = np.int64(params[0])
+    decay = params[1]
+    window = np.int64(params[2])
+    update_frequency = np.int64(params[3])
+    v_l = v[l]
+
+    # decay: fold g into v (the seed's eager multiply) before g gets too small to invert
+    ng = g[l] * decay
+    if ng < SCALE_FLOOR:
+        gl = g[l]
+        for e in range(num_experts):
+            v_l[e] = v_l[e] * gl
+            v_l[e] = v_l[e] * decay
+        g[l] = 1.0
+    else:
+        g[l] = ng
+
+    # re-add the last min(window, s + 1) R sets of this layer, oldest first like
+    # history[-window:]; calls arrive in step order, so they are the schedule's steps s-a
+    num_layers = sched.num_layers
+    r_ptr = sched.r_ptr
+    r_experts = sched.r_experts
+    inc = 1.0 / g[l]
+    kept = s + 1 if s + 1 < window else window
+    for a in range(kept - 1, -1, -1):
+        p = (s - a) * num_layers + l
+        for j in range(r_ptr[p], r_ptr[p + 1]):
+            v_l[r_experts[j]] += inc
+    t = calls[l]
+
+    calls[l] = t + 1
+    if (t + 1) % update_frequency == 0:
+        kk = k if k < num_experts else num_experts
+        nchosen[l] = _recompute(v_l, g[l], scratch, chosen[l], kk, np.int64(l) * num_experts)
+
+    n = nchosen[l]
+    chosen_l = chosen[l]
+    for i in range(n):
+        out[i] = chosen_l[i]
+    return n
+
+
+try:  # the shared timeline core; absent only while it is being written
+    from ..timeline.core import run_timeline
+except ImportError:  # pragma: no cover
+    run_timeline = None
+
+if run_timeline is not None:
+
+    @kernel
+    def replay(sched, cost, config, params):
+        return run_timeline(sched, cost, config, params, init, observe)
+
+else:  # pragma: no cover
+    replay = None
+
+
+STRATEGY = StrategyDef(
+    name="top-k",
+    init=init,
+    observe=observe,
+    params=(
+        Param("k", 32, kind="int", low=1, doc="experts kept per layer"),
+        Param("decay_factor", 0.999, low=0.0, high=1.0, low_open=True, doc="per-call decay of the counts"),
+        Param("window", 10, kind="int", low=1, doc="recent R sets re-added on every call (the seed's 10)"),
+        Param("update_frequency", 100, kind="int", low=1, doc="calls between top-k recomputes"),
+        Param(
+            "min_count_threshold",
+            1.0,
+            low=0.0,
+            doc="the seed's filter; it never changes the chosen set (the fill restores it)",
+        ),
+    ),
+    replay=replay,
+    reference=TopKReference,
+    description="decayed frequency counts, top k recomputed every update_frequency steps (seed strategy D)",
+)

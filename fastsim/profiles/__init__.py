@@ -20,7 +20,7 @@ import numbers
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -64,7 +64,8 @@ class ModelProfile:
     dense_flops_per_token : float
         FLOPs of the non-expert part of one layer for one token.
     description : str
-        Free text: origin of the figures.
+        Free text: origin of the figures. Not compared: two profiles are equal when their
+        name and figures are.
     """
 
     name: str
@@ -75,7 +76,7 @@ class ModelProfile:
     dense_bytes_per_layer: int
     expert_flops_per_token: float
     dense_flops_per_token: float
-    description: str = ""
+    description: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
@@ -103,7 +104,8 @@ class HardwareProfile:
     launch_s : float
         Cost of launching the kernels of one expert or one dense block, seconds (may be 0).
     description : str
-        Free text: origin of the figures.
+        Free text: origin of the figures. Not compared: two profiles are equal when their
+        name and figures are.
     """
 
     name: str
@@ -113,7 +115,7 @@ class HardwareProfile:
     flops_per_s: float
     memory_bytes: int
     launch_s: float
-    description: str = ""
+    description: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The SPEC fields as a plain JSON-able dict (``description`` left out)."""

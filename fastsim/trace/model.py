@@ -108,6 +108,33 @@ class Trace:
             metadata=dict(metadata or {}),
         )
 
+    @classmethod
+    def _trusted(
+        cls,
+        experts: np.ndarray,
+        sequence_lengths: np.ndarray,
+        num_experts: int,
+        scores: np.ndarray | None = None,
+        model: str | None = None,
+        source: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> "Trace":
+        """Wrap arrays that the caller has already validated, skipping every check and copy.
+
+        For readers and generators that checked the data on the way in: ``experts`` must be
+        C-contiguous of :func:`expert_dtype`, ``sequence_lengths`` int64, ``scores`` float32.
+        """
+        self = cls.__new__(cls)
+        self.experts = experts
+        self.sequence_lengths = sequence_lengths
+        self.num_experts = int(num_experts)
+        self.scores = scores
+        self.model = model
+        self.source = source
+        self.metadata = dict(metadata or {})
+        self._fingerprint = None
+        return self
+
     # ------------------------------------------------------------------ shape
     @property
     def num_tokens(self) -> int:

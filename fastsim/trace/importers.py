@@ -801,65 +801,64 @@ def import_jsonl(
     rec: _Records | None = None
     f_req = f_tok = f_layer = f_exp = None
     score_names = candidates["scores"]
-    line = 0
-    try:
-        with open(src, "r", encoding="utf-8") as fh:
-            for line, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                try:
-                    obj = loads(text)
-                except ValueError as exc:
-                    raise TraceError(f"{where} line {line}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
-                if type(obj) is not dict:
-                    raise TraceError(f"{where} line {line}: expected a JSON object, got {type(obj).__name__}")
-                if rec is None:
-                    f_req = _pick("request", candidates["request"], obj, where, line, "request" in given)
-                    f_tok = _pick("token", candidates["token"], obj, where, line, "token" in given)
-                    f_layer = _pick("layer", candidates["layer"], obj, where, line, "layer" in given)
-                    f_exp = _pick("experts", candidates["experts"], obj, where, line, "experts" in given)
-                    for role, name in (("request", f_req), ("token", f_tok)):
-                        if name is None and role in given and candidates[role]:
-                            raise TraceError(f"{where} line {line}: no field {candidates[role][0]!r} ({role})")
-                    rec = _Records(f_req is not None, f_tok is not None)
-                try:
-                    rid = obj[f_req] if f_req is not None else None
-                    layer = obj[f_layer]
-                    experts = obj[f_exp]
-                    if f_tok is not None:
-                        rec.token.append(obj[f_tok])
-                except KeyError as exc:
-                    raise TraceError(f"{where} line {line}: missing field {exc.args[0]!r}") from None
-                if type(experts) is not list:
-                    if type(experts) is int:
-                        experts = [experts]
-                    else:
-                        raise TraceError(
-                            f"{where} line {line}: field {f_exp!r} must be a list of expert ids, "
-                            f"got {type(experts).__name__}"
-                        )
-                score = None
-                for name in score_names:
-                    if name in obj:
-                        score = obj[name]
-                        break
-                if score is not None:
-                    if type(score) is not list:
-                        score = [score] if isinstance(score, (int, float)) and not isinstance(score, bool) else score
-                    if type(score) is not list:
-                        raise TraceError(f"{where} line {line}: scores must be a list of numbers")
-                    if len(score) != len(experts):
-                        raise TraceError(
-                            f"{where} line {line}: {len(score)} scores for {len(experts)} experts"
-                        )
-                    rec.any_scores = True
-                rec.lines.append(line)
-                rec.request.append(rec.request_of(rid, where, line))
-                rec.layer.append(layer)
-                rec.experts.append(experts)
-                rec.scores.append(score)
-    except UnicodeDecodeError:
-        raise TraceError(f"{where} line {line + 1}: not UTF-8 text; is this a JSON Lines file?") from None
+    # Binary lines decoded one by one, so undecodable bytes are reported on their own line.
+    with open(src, "rb") as fh:
+        for line, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise TraceError(f"{where} line {line}: not UTF-8 text; is this a JSON Lines file?") from None
+            except ValueError as exc:
+                raise TraceError(f"{where} line {line}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+            if type(obj) is not dict:
+                raise TraceError(f"{where} line {line}: expected a JSON object, got {type(obj).__name__}")
+            if rec is None:
+                f_req = _pick("request", candidates["request"], obj, where, line, "request" in given)
+                f_tok = _pick("token", candidates["token"], obj, where, line, "token" in given)
+                f_layer = _pick("layer", candidates["layer"], obj, where, line, "layer" in given)
+                f_exp = _pick("experts", candidates["experts"], obj, where, line, "experts" in given)
+                for role, name in (("request", f_req), ("token", f_tok)):
+                    if name is None and role in given and candidates[role]:
+                        raise TraceError(f"{where} line {line}: no field {candidates[role][0]!r} ({role})")
+                rec = _Records(f_req is not None, f_tok is not None)
+            try:
+                rid = obj[f_req] if f_req is not None else None
+                layer = obj[f_layer]
+                experts = obj[f_exp]
+                if f_tok is not None:
+                    rec.token.append(obj[f_tok])
+            except KeyError as exc:
+                raise TraceError(f"{where} line {line}: missing field {exc.args[0]!r}") from None
+            if type(experts) is not list:
+                if type(experts) is int:
+                    experts = [experts]
+                else:
+                    raise TraceError(
+                        f"{where} line {line}: field {f_exp!r} must be a list of expert ids, "
+                        f"got {type(experts).__name__}"
+                    )
+            score = None
+            for name in score_names:
+                if name in obj:
+                    score = obj[name]
+                    break
+            if score is not None:
+                if type(score) is not list:
+                    score = [score] if isinstance(score, (int, float)) and not isinstance(score, bool) else score
+                if type(score) is not list:
+                    raise TraceError(f"{where} line {line}: scores must be a list of numbers")
+                if len(score) != len(experts):
+                    raise TraceError(
+                        f"{where} line {line}: {len(score)} scores for {len(experts)} experts"
+                    )
+                rec.any_scores = True
+            rec.lines.append(line)
+            rec.request.append(rec.request_of(rid, where, line))
+            rec.layer.append(layer)
+            rec.experts.append(experts)
+            rec.scores.append(score)
     if rec is None:
         raise TraceError(f"{where}: holds no routing records")
     return _assemble(rec, dims, "jsonl", src, f_tok is not None)

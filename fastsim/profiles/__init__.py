@@ -151,11 +151,10 @@ class _Kind:
     cls: type
     kinds: dict[str, str]
     resource: str  # built-in file name
-    lister: str  # the function that lists built-ins, for messages
 
 
-_MODEL = _Kind("model", ModelProfile, _MODEL_KINDS, "models.toml", "list_models")
-_HARDWARE = _Kind("hardware", HardwareProfile, _HARDWARE_KINDS, "hardware.toml", "list_hardware")
+_MODEL = _Kind("model", ModelProfile, _MODEL_KINDS, "models.toml")
+_HARDWARE = _Kind("hardware", HardwareProfile, _HARDWARE_KINDS, "hardware.toml")
 
 
 def _where(name: str | None, origin: str) -> str:
@@ -170,9 +169,9 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
     prefix = f"{kind.label} profile {where}: field {field_name!r}"
     if rule == "int":
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            hint = " (write 28_500_000, not 28.5e6)" if isinstance(value, float) else ""
             raise ProfileError(
-                f"{prefix} must be an integer, got {type(value).__name__} {value!r}"
-                " (write large integers as 28_500_000, not 28.5e6)"
+                f"{prefix} must be an integer, got {type(value).__name__} {value!r}{hint}"
             )
         value = int(value)
         if value <= 0:

@@ -23,6 +23,7 @@ input raises :class:`~fastsim.errors.TraceError` naming the file and the offendi
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -154,11 +155,12 @@ _ROW_OK, _LAYER_RANGE, _NEGATIVE_SEQUENCE, _OUT_OF_ORDER, _DUPLICATE, _MISSING_L
 
 @kernel
 def _first_bad_row(seq, tok, layer, num_layers):
-    """Check the row layout in one pass: ``(code, row, expected)`` of the first problem.
+    """Check the row layout: ``(code, row, expected)`` of the first problem, or ``_ROW_OK``.
 
     Valid rows are strictly sorted by ``(sequence, token, layer)``, every token has layers
-    ``0..num_layers-1`` and the tokens of each sequence are numbered ``0..n-1``. For
-    ``_MISSING_LAYER`` ``row`` is a row of the token lacking layer ``expected``; for
+    ``0..num_layers-1`` and the tokens of each sequence are numbered ``0..n-1``. Order is checked
+    over the whole file first, so a misplaced row is reported as such rather than as the gap it
+    leaves. For ``_MISSING_LAYER`` ``row`` is a row of the token lacking layer ``expected``; for
     ``_TOKEN_GAP`` ``expected`` is the token number that should have come.
     """
     n = seq.shape[0]
@@ -171,28 +173,34 @@ def _first_bad_row(seq, tok, layer, num_layers):
             return _LAYER_RANGE, i, 0
         if s < 0:
             return _NEGATIVE_SEQUENCE, i, 0
+        if i > 0:
+            ps = np.int64(seq[i - 1])
+            pt = np.int64(tok[i - 1])
+            pl = np.int64(layer[i - 1])
+            if s == ps and t == pt and l == pl:
+                return _DUPLICATE, i, 0
+            if s < ps or (s == ps and (t < pt or (t == pt and l < pl))):
+                return _OUT_OF_ORDER, i, 0
+    # Rows are now strictly increasing, so a layer or token not seen is really absent.
+    for i in range(n):
+        t = np.int64(tok[i])
+        l = np.int64(layer[i])
         if i == 0:
             if t != 0:
                 return _TOKEN_GAP, i, 0
             if l != 0:
                 return _MISSING_LAYER, i, 0
             continue
-        ps = np.int64(seq[i - 1])
+        same_seq = np.int64(seq[i]) == np.int64(seq[i - 1])
         pt = np.int64(tok[i - 1])
         pl = np.int64(layer[i - 1])
-        if s == ps and t == pt:
-            if l == pl:
-                return _DUPLICATE, i, 0
-            if l < pl:
-                return _OUT_OF_ORDER, i, 0
+        if same_seq and t == pt:
             if l != pl + 1:
                 return _MISSING_LAYER, i, pl + 1
         else:
-            if s < ps or (s == ps and t < pt):
-                return _OUT_OF_ORDER, i, 0
             if pl != last:
                 return _MISSING_LAYER, i - 1, pl + 1
-            expected = pt + 1 if s == ps else 0
+            expected = pt + 1 if same_seq else 0
             if t != expected:
                 return _TOKEN_GAP, i, expected
             if l != 0:
@@ -228,12 +236,14 @@ def read_trace(path) -> Trace:
     name = str(path)
     if path.is_dir():
         raise TraceError(f"{name}: is a folder; expected a Parquet trace file")
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
     try:
         schema = pq.read_schema(path, memory_map=True)
         present = [c for c in (*_COLUMNS, "scores") if c in schema.names]
         table = pq.read_table(path, columns=present, memory_map=True)
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name) from None
     except (pa.ArrowException, OSError) as exc:
         if path.exists() and path.stat().st_size == 0:
             raise TraceError(f"{name}: empty file (0 bytes); expected a Parquet trace") from None

@@ -797,7 +797,7 @@ def import_jsonl(
     dims = _resolve_dims(model, num_experts, num_layers, top_k)
     candidates = _role_names(fields)
     given = set(fields or ())
-    loads = json.loads
+    loads = json.JSONDecoder().decode  # skips json.loads' per-call argument handling
     rec: _Records | None = None
     f_req = f_tok = f_layer = f_exp = None
     score_names = candidates["scores"]

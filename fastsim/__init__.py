@@ -1,0 +1,40 @@
+"""fastsim: a Numba-JIT sweep engine for Mixture-of-Experts expert-prefetching research.
+
+The public API (SPEC section 5)::
+
+    trace = fastsim.Trace.from_arrays(experts, num_experts=E, sequence_lengths=None)
+    trace = fastsim.read_trace("trace.parquet"); trace.write("trace.parquet")
+    result = fastsim.replay(trace, strategy="on-demand", model="switch-base-128",
+                            hardware="rtx3090", cache_slots="working-set")
+    result.metrics
+"""
+from ._version import __version__
+from .errors import ConfigError, FastsimError, ProfileError, SpecError, TraceError
+from .replay import ReplayResult, replay
+from .trace import Trace, read_trace
+
+__all__ = [
+    "__version__", "Trace", "read_trace", "replay", "ReplayResult",
+    "FastsimError", "TraceError", "ProfileError", "ConfigError", "SpecError",
+]
+
+
+def __getattr__(name):
+    # Heavier parts load on first use so ``import fastsim`` stays quick.
+    if name == "sweep":
+        from .sweep import sweep
+
+        return sweep
+    if name == "replay_many":
+        from .sweep import replay_many
+
+        return replay_many
+    if name == "trace_stats":
+        from .trace.stats import trace_stats
+
+        return trace_stats
+    if name == "capture":
+        import importlib
+
+        return importlib.import_module(".capture", __name__)
+    raise AttributeError(f"module 'fastsim' has no attribute {name!r}")

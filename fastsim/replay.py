@@ -1,0 +1,286 @@
+"""``fastsim.replay``: one replay of a trace under one strategy, cache, eviction, model and GPU."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .errors import ConfigError, ProfileError
+from .profiles import hardware_profile, model_profile
+from .strategies import StrategyDef, get_strategy
+from .timeline import core
+from .timeline.durations import cost_tables
+from .timeline.schedule import Schedule, build_schedule
+
+__all__ = ["replay", "ReplayConfig", "ReplayResult", "resolve_config", "schedule_for", "METRICS"]
+
+#: Every metric of SPEC section 3, in the order result tables list them.
+METRICS = (
+    "accesses", "hits", "late", "misses", "hit_rate", "demand_loads", "prefetch_loads",
+    "prefetch_useful", "prefetch_wasted", "h2d_bytes", "stall_s", "total_time_s", "tokens",
+    "steps", "tokens_per_s", "mean_resident", "peak_resident", "peak_cache_bytes",
+)
+
+WORKING_SET = "working-set"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """A validated replay configuration (everything but the trace)."""
+
+    strategy: StrategyDef
+    params: np.ndarray
+    model: Any
+    hardware: Any
+    eviction: str
+    batch_size: int
+    cache_slots: int
+    cache_request: str
+    max_prefetch_loads: int
+
+    def param_dict(self) -> dict[str, float]:
+        return {p.name: float(v) for p, v in zip(self.strategy.params, self.params)}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.name,
+            "params": self.param_dict(),
+            "model": self.model.name,
+            "hardware": self.hardware.name,
+            "eviction": self.eviction,
+            "batch_size": self.batch_size,
+            "cache_slots": self.cache_slots,
+            "cache_request": self.cache_request,
+            "max_prefetch_loads": self.max_prefetch_loads,
+        }
+
+
+@dataclass
+class ReplayResult:
+    """What one replay measured.
+
+    Attributes
+    ----------
+    metrics : dict
+        Every metric of SPEC section 3 (:data:`METRICS`).
+    config : dict
+        What produced it: strategy and parameters, profiles, cache, eviction, batch size, trace
+        fingerprint and fastsim version.
+    step_time_s, step_stall_s : ndarray (steps,), float64, or None
+        Per-step wall time and stall, with ``per_step=True``.
+    outcomes : ndarray (accesses,), int8, or None
+        ``0`` hit, ``1`` late, ``2`` miss for each demand access in schedule order, with
+        ``record=True``.
+    wanted : list of ndarray, or None
+        Each ``(step, layer)``'s wanted keys as the strategy returned them, with ``record=True``.
+    """
+
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    step_time_s: np.ndarray | None = None
+    step_stall_s: np.ndarray | None = None
+    outcomes: np.ndarray | None = None
+    wanted: list | None = field(default=None, repr=False)
+
+
+def _int_arg(value, name: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)) and (not math.isfinite(value) or value != int(value)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if int(value) < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def schedule_for(trace, batch_size: int, next_use: bool) -> Schedule:
+    """The trace's schedule at ``batch_size``, built once and kept on the trace."""
+    memo = trace.__dict__.setdefault("_schedules", {})
+    sched = memo.get((batch_size, True))
+    if sched is None and not next_use:
+        sched = memo.get((batch_size, False))
+    if sched is None:
+        sched = build_schedule(trace, batch_size, next_use=next_use)
+        memo[(batch_size, next_use)] = sched
+    return sched
+
+
+def resolve_config(
+    trace,
+    strategy: str = "on-demand",
+    model=None,
+    hardware="rtx3090",
+    cache_slots=None,
+    cache_bytes=None,
+    eviction: str = "lru",
+    batch_size: int = 1,
+    max_prefetch_loads=None,
+    params: dict | None = None,
+) -> tuple[ReplayConfig, Schedule]:
+    """Validate a configuration against the trace; returns it with the schedule it replays."""
+    defn = get_strategy(strategy)
+    values = defn.resolve(params)
+    if model is None:
+        model = trace.model
+        if model is None:
+            raise ConfigError("the trace names no model profile: pass model=NAME (or --model)")
+    mprof = model_profile(model)
+    hprof = hardware_profile(hardware)
+    for field_name, have in (("num_layers", trace.num_layers), ("num_experts", trace.num_experts), ("top_k", trace.top_k)):
+        want = getattr(mprof, field_name)
+        if want != have:
+            raise ProfileError(
+                f"model profile {mprof.name!r} has {field_name} = {want} but the trace has {have}"
+            )
+    if eviction not in core.EVICTION_CODES:
+        raise ConfigError(f"unknown eviction {eviction!r}: expected one of {', '.join(core.EVICTION_CODES)}")
+    batch = _int_arg(batch_size, "batch_size", 1)
+    cap_loads = -1 if max_prefetch_loads is None else _int_arg(max_prefetch_loads, "max_prefetch_loads", 0)
+    sched = schedule_for(trace, batch, next_use=eviction == "belady")
+    working_set = sched.max_working_set
+
+    if (cache_slots is None) == (cache_bytes is None):
+        if cache_slots is None and defn.name == "on-demand":
+            cache_slots = WORKING_SET
+        else:
+            raise ConfigError("give exactly one of cache_slots (a number or 'working-set') and cache_bytes")
+    if cache_slots is not None:
+        if isinstance(cache_slots, str):
+            if cache_slots != WORKING_SET:
+                raise ConfigError(f"cache_slots must be a number or {WORKING_SET!r}, got {cache_slots!r}")
+            slots = working_set
+            request = WORKING_SET
+        else:
+            slots = _int_arg(cache_slots, "cache_slots", 0)
+            request = f"{slots} slots"
+    else:
+        nbytes = _int_arg(cache_bytes, "cache_bytes", 0)
+        slots = nbytes // mprof.expert_bytes
+        request = f"{nbytes} bytes"
+    if slots < working_set:
+        positions = np.diff(sched.r_ptr)
+        p = int(np.argmax(positions))
+        step, layer = divmod(p, trace.num_layers)
+        raise ConfigError(
+            f"a cache of {slots} experts ({request}) is smaller than the working set: step {step}, "
+            f"layer {layer} needs {working_set} experts at once at batch size {batch}"
+        )
+    if slots * mprof.expert_bytes > hprof.memory_bytes:
+        raise ConfigError(
+            f"a cache of {slots} experts x {mprof.expert_bytes} bytes does not fit in the "
+            f"{hprof.memory_bytes} bytes of GPU memory of {hprof.name!r}"
+        )
+    cfg = ReplayConfig(
+        strategy=defn,
+        params=values,
+        model=mprof,
+        hardware=hprof,
+        eviction=eviction,
+        batch_size=batch,
+        cache_slots=min(slots, trace.num_layers * trace.num_experts),
+        cache_request=request,
+        max_prefetch_loads=cap_loads,
+    )
+    return cfg, sched
+
+
+def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool) -> np.ndarray:
+    arr = np.zeros(core.CFG_SIZE, np.int64)
+    arr[core.CFG_CAPACITY] = cfg.cache_slots
+    arr[core.CFG_EVICTION] = core.EVICTION_CODES[cfg.eviction]
+    arr[core.CFG_MAX_LOADS] = cfg.max_prefetch_loads
+    arr[core.CFG_TOP_K] = top_k
+    arr[core.CFG_PER_STEP] = int(per_step)
+    arr[core.CFG_RECORD] = int(record)
+    return arr
+
+
+def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes: int) -> dict[str, float]:
+    """The SPEC metrics from the core's integer counters."""
+    c = [int(x) for x in counters]
+    accesses = c[core.N_HITS] + c[core.N_LATE] + c[core.N_MISSES]
+    total_s = c[core.N_TOTAL_NS] / 1e9
+    samples = c[core.N_SAMPLES]
+    return {
+        "accesses": accesses,
+        "hits": c[core.N_HITS],
+        "late": c[core.N_LATE],
+        "misses": c[core.N_MISSES],
+        "hit_rate": c[core.N_HITS] / accesses if accesses else 0.0,
+        "demand_loads": c[core.N_MISSES],
+        "prefetch_loads": c[core.N_PREFETCH_LOADS],
+        "prefetch_useful": c[core.N_PREFETCH_USEFUL],
+        "prefetch_wasted": c[core.N_PREFETCH_WASTED],
+        "h2d_bytes": (c[core.N_MISSES] + c[core.N_PREFETCH_LOADS]) * expert_bytes,
+        "stall_s": c[core.N_STALL_NS] / 1e9,
+        "total_time_s": total_s,
+        "tokens": tokens,
+        "steps": sched.num_steps,
+        "tokens_per_s": tokens / total_s if total_s > 0 else 0.0,
+        "mean_resident": c[core.N_RESIDENT_SUM] / samples if samples else 0.0,
+        "peak_resident": c[core.N_PEAK_RESIDENT],
+        "peak_cache_bytes": c[core.N_PEAK_RESIDENT] * expert_bytes,
+    }
+
+
+def run_config(trace, cfg: ReplayConfig, sched: Schedule, per_step: bool = False, record: bool = False) -> ReplayResult:
+    """Run a resolved configuration through its strategy's kernel entry point."""
+    cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
+    config = config_array(cfg, trace.top_k, per_step, record)
+    counters, step_time, step_stall, outcome, wptr, wkeys = cfg.strategy.entry()(sched, cost, config, cfg.params)
+    result = ReplayResult(
+        metrics=metrics_from_counters(counters, sched, trace.num_tokens, cfg.model.expert_bytes),
+        config={**cfg.describe(), "trace": trace.fingerprint(), "fastsim_version": __version__},
+    )
+    if per_step:
+        result.step_time_s = step_time / 1e9
+        result.step_stall_s = step_stall / 1e9
+    if record:
+        result.outcomes = outcome
+        result.wanted = [wkeys[wptr[i] : wptr[i + 1]] for i in range(wptr.shape[0] - 1)]
+    return result
+
+
+def replay(
+    trace,
+    strategy: str = "on-demand",
+    model=None,
+    hardware="rtx3090",
+    cache_slots=None,
+    cache_bytes=None,
+    eviction: str = "lru",
+    batch_size: int = 1,
+    *,
+    max_prefetch_loads=None,
+    per_step: bool = False,
+    record: bool = False,
+    **params,
+) -> ReplayResult:
+    """Replay ``trace`` (SPEC section 3) and return its metrics.
+
+    Parameters
+    ----------
+    trace : Trace
+    strategy : str
+        A registered strategy name (``fastsim.strategies.list_strategies()``).
+    model, hardware : str, path or mapping
+        Profiles (SPEC section 2); ``model`` defaults to the trace's own.
+    cache_slots : int or ``"working-set"``; cache_bytes : int
+        Exactly one; on-demand defaults to the working set (the seed's minimal cache).
+    eviction : ``"lru"`` or ``"belady"``
+    batch_size : int
+        Continuous-batching slots.
+    max_prefetch_loads : int, optional
+        Cap on prefetch loads per ``(step, layer)``.
+    per_step, record : bool
+        Also return per-step time and stall arrays; every access outcome and wanted list.
+    **params
+        The strategy's parameters.
+    """
+    cfg, sched = resolve_config(
+        trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params
+    )
+    return run_config(trace, cfg, sched, per_step=per_step, record=record)

@@ -1,0 +1,180 @@
+"""Prefetching strategies: a name -> definition registry.
+
+A strategy is a pair of jitted functions plus its parameters (see ``docs/strategies.md``)::
+
+    init(num_layers, num_experts, top_k, params) -> state        # a tuple of NumPy arrays
+    observe(state, params, sched, s, l, experts, counts, out) -> int
+
+``observe`` is called once per ``(step, layer)`` after that layer's demand (SPEC section 3, item
+3) with ``experts``/``counts`` the ascending ``R`` and its token counts (int32 views) and ``sched``
+the replay's :class:`~fastsim.timeline.schedule.Schedule`. It writes the keys it wants
+(``layer * E + expert``), most wanted first, into ``out`` (int64, length ``L * E``) and returns how
+many it wrote. ``params`` is a float64 array in the order of the strategy's :class:`Param` list.
+
+Each built-in strategy module defines ``STRATEGY`` (a :class:`StrategyDef`) with a module-level
+cached entry point ``replay(sched, cost, config, params)`` that calls the shared timeline core with
+its own hooks, so numba specialises and inlines them and the compiled code survives new processes.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["Param", "StrategyDef", "get_strategy", "list_strategies", "register_strategy", "BUILTIN_MODULES"]
+
+#: Built-in strategy modules under ``fastsim.strategies``, in the seed's order A-E.
+BUILTIN_MODULES = ("on_demand", "oracle", "multi_look", "top_k", "intelligent")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One numeric strategy parameter.
+
+    ``kind`` is ``"int"``, ``"float"`` or ``"bool"``. Bounds are inclusive unless ``low_open`` /
+    ``high_open``; ``None`` means unbounded.
+    """
+
+    name: str
+    default: float
+    kind: str = "float"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    doc: str = ""
+
+    def describe_range(self) -> str:
+        lo = "-inf" if self.low is None else repr(self.low)
+        hi = "inf" if self.high is None else repr(self.high)
+        return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+
+    def check(self, value: Any, strategy: str) -> float:
+        where = f"strategy {strategy!r} parameter {self.name!r}"
+        if self.kind == "bool":
+            if isinstance(value, (bool, np.bool_)) or value in (0, 1):
+                return float(bool(value))
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        v = float(value)
+        if not math.isfinite(v):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        if self.kind == "int" and v != int(v):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        bad = (
+            (self.low is not None and (v < self.low or (self.low_open and v == self.low)))
+            or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+        )
+        if bad:
+            raise ConfigError(f"{where} must lie in {self.describe_range()}, got {value!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class StrategyDef:
+    """Everything fastsim needs to run one strategy.
+
+    ``replay`` is the cached entry point (built lazily for user strategies); ``reference`` builds
+    the pure-Python reference: ``reference(num_layers, num_experts, top_k, schedule, **params)``
+    returns an object whose ``observe(s, l, R, n)`` returns the wanted keys, most wanted first.
+    """
+
+    name: str
+    init: Callable
+    observe: Callable
+    params: tuple[Param, ...] = ()
+    replay: Callable | None = None
+    reference: Callable | None = None
+    description: str = ""
+    _entry: list = field(default_factory=list, repr=False, compare=False)
+
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, given: dict[str, Any] | None = None) -> np.ndarray:
+        """Validated parameters as the float64 array ``observe`` receives."""
+        given = dict(given or {})
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise ConfigError(f"strategy {self.name!r} has no parameter {unknown[0]!r} (it takes: {names})")
+        values = [p.check(given.get(p.name, p.default), self.name) for p in self.params]
+        return np.asarray(values if values else [0.0], dtype=np.float64)
+
+    def entry(self) -> Callable:
+        """The jitted replay entry point for this strategy."""
+        if self.replay is not None:
+            return self.replay
+        if not self._entry:
+            from ..timeline.core import make_entry
+
+            self._entry.append(make_entry(self.init, self.observe))
+        return self._entry[0]
+
+
+_REGISTRY: dict[str, StrategyDef] = {}
+_LOADED = False
+
+
+def _load_builtins() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in BUILTIN_MODULES:
+        defn = importlib.import_module(f"{__name__}.{mod}").STRATEGY
+        _REGISTRY.setdefault(defn.name, defn)
+
+
+def register_strategy(
+    name: str,
+    init: Callable,
+    observe: Callable,
+    params: list[Param] | tuple[Param, ...] = (),
+    reference: Callable | None = None,
+    description: str = "",
+    replace: bool = False,
+) -> StrategyDef:
+    """Register a user strategy (a pair of ``@numba.njit`` functions) under ``name``.
+
+    It then runs in :func:`fastsim.replay` and sweeps like a built-in one. Its entry point is
+    compiled once per process on first use (user code cannot join fastsim's on-disk cache).
+    """
+    _load_builtins()
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a strategy needs a non-empty name")
+    if name in _REGISTRY and not replace:
+        raise ConfigError(f"strategy {name!r} is already registered (pass replace=True to override)")
+    for fn, what in ((init, "init"), (observe, "observe")):
+        if not hasattr(fn, "py_func"):
+            raise ConfigError(f"strategy {name!r}: {what} must be a numba.njit function")
+    defn = StrategyDef(name, init, observe, tuple(params), None, reference, description)
+    _REGISTRY[name] = defn
+    return defn
+
+
+def get_strategy(name: str) -> StrategyDef:
+    if isinstance(name, str) and name not in _REGISTRY and name.replace("-", "_") in BUILTIN_MODULES:
+        # a built-in loads on first use: its module is the name with '_' for '-'
+        defn = importlib.import_module(f"{__name__}.{name.replace('-', '_')}").STRATEGY
+        _REGISTRY.setdefault(defn.name, defn)
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        _load_builtins()
+        raise ConfigError(f"unknown strategy {name!r}: expected one of {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_strategies() -> list[str]:
+    _load_builtins()
+    return list(_REGISTRY)

@@ -1,0 +1,42 @@
+"""Strategy A, on-demand: no prefetching; experts load only when demanded (the seed's baseline).
+
+The seed's baseline cache holds only the working set (``cache_slots="working-set"``,
+``C = max |R|``).
+"""
+import numpy as np
+
+from .._jit import kernel
+from ..timeline.core import run_timeline
+from . import StrategyDef
+
+
+@kernel
+def init(num_layers, num_experts, top_k, params):
+    return (np.zeros(1, np.int64),)
+
+
+@kernel
+def observe(state, params, sched, s, l, experts, counts, out):
+    return 0
+
+
+@kernel
+def replay(sched, cost, config, params):
+    return run_timeline(sched, cost, config, params, init, observe)
+
+
+def _reference(num_layers, num_experts, top_k, schedule, **params):
+    from ..reference.on_demand import OnDemandReference
+
+    return OnDemandReference(num_layers, num_experts, top_k, schedule, **params)
+
+
+STRATEGY = StrategyDef(
+    name="on-demand",
+    init=init,
+    observe=observe,
+    params=(),
+    replay=replay,
+    reference=_reference,
+    description="no prefetching: the seed's baseline (strategy A)",
+)

@@ -1,0 +1,477 @@
+"""The timeline core (SPEC section 3): cache, FIFO host-to-device link, prefetching, compute.
+
+One generic core, specialised per strategy: each strategy's cached entry point calls
+:func:`run_timeline` with its own ``init``/``observe`` hooks, which numba inlines.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._jit import kernel
+
+__all__ = ["prefetch_lists", "make_entry"]
+
+
+@njit(nogil=True)
+def prefetch_lists(sched, top_k, params, init, observe):
+    """Every ``observe`` output of a replay, without the cache: ``(ptr, keys)`` in CSR form.
+
+    The strategies see only ``(s, l, R, n)`` and the schedule, never the cache, so their wanted
+    lists do not depend on capacity, eviction or hardware; tests compare these lists against the
+    pure-Python references.
+    """
+    num_layers = sched.num_layers
+    num_experts = sched.num_experts
+    state = init(num_layers, num_experts, top_k, params)
+    out = np.empty(num_layers * num_experts, np.int64)
+    positions = sched.r_ptr.shape[0] - 1
+    ptr = np.zeros(positions + 1, np.int64)
+    cap = max(16, positions * 4)
+    keys = np.empty(cap, np.int64)
+    n = 0
+    for p in range(positions):
+        s = p // num_layers
+        l = p - s * num_layers
+        lo = sched.r_ptr[p]
+        hi = sched.r_ptr[p + 1]
+        m = observe(state, params, sched, s, l, sched.r_experts[lo:hi], sched.r_counts[lo:hi], out)
+        if n + m > cap:
+            cap = max(cap * 2, n + m)
+            grown = np.empty(cap, np.int64)
+            grown[:n] = keys[:n]
+            keys = grown
+        keys[n : n + m] = out[:m]
+        n += m
+        ptr[p + 1] = n
+    return ptr, keys[:n].copy()
+
+
+def make_entry(init, observe):
+    """A jitted replay entry point for a user strategy (compiled once per process)."""
+
+    @njit(nogil=True)
+    def replay(sched, cost, config, params):
+        return run_timeline(sched, cost, config, params, init, observe)
+
+    return replay
+
+
+# Indices into the ``config`` array every entry point takes.
+CFG_CAPACITY = 0  # cache slots C (already capped at L * E)
+CFG_EVICTION = 1  # 0 = lru, 1 = belady
+CFG_MAX_LOADS = 2  # prefetch loads allowed per observe call; < 0 = no cap
+CFG_TOP_K = 3  # the trace's K, handed to the strategy's init
+CFG_PER_STEP = 4  # 1 = fill per-step time and stall arrays
+CFG_RECORD = 5  # 1 = record every access outcome and every wanted list
+CFG_SIZE = 6
+
+EVICTION_CODES = {"lru": 0, "belady": 1}
+
+# Indices into the counters array the core returns.
+N_HITS = 0
+N_LATE = 1
+N_MISSES = 2
+N_PREFETCH_LOADS = 3
+N_PREFETCH_USEFUL = 4
+N_PREFETCH_WASTED = 5
+N_STALL_NS = 6
+N_TOTAL_NS = 7
+N_RESIDENT_SUM = 8
+N_PEAK_RESIDENT = 9
+N_SAMPLES = 10
+N_SIZE = 11
+
+# Outcome codes of one demand access.
+HIT = 0
+LATE = 1
+MISS = 2
+
+
+@njit(nogil=True, inline="always")
+def _lru_unlink(prv, nxt, key):
+    p = prv[key]
+    n = nxt[key]
+    nxt[p] = n
+    prv[n] = p
+
+
+@njit(nogil=True, inline="always")
+def _lru_push_mru(prv, nxt, key, head):
+    # head is the sentinel: nxt[head] is least recent, prv[head] most recent
+    last = prv[head]
+    nxt[last] = key
+    prv[key] = last
+    nxt[key] = head
+    prv[head] = key
+
+
+@njit(nogil=True, inline="always")
+def _better(key_next, a, b):
+    """Belady priority: farther next use first, then the lower key."""
+    na = key_next[a]
+    nb = key_next[b]
+    return na > nb or (na == nb and a < b)
+
+
+@njit(nogil=True)
+def _heap_up(heap, hpos, key_next, i):
+    key = heap[i]
+    while i > 0:
+        parent = (i - 1) >> 1
+        pk = heap[parent]
+        if not _better(key_next, key, pk):
+            break
+        heap[i] = pk
+        hpos[pk] = i
+        i = parent
+    heap[i] = key
+    hpos[key] = i
+
+
+@njit(nogil=True)
+def _heap_down(heap, hpos, key_next, i, size):
+    key = heap[i]
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and _better(key_next, heap[c + 1], heap[c]):
+            c += 1
+        ck = heap[c]
+        if not _better(key_next, ck, key):
+            break
+        heap[i] = ck
+        hpos[ck] = i
+        i = c
+    heap[i] = key
+    hpos[key] = i
+
+
+@njit(nogil=True)
+def _heap_remove(heap, hpos, key_next, key, size):
+    """Remove ``key``; returns the new size."""
+    i = hpos[key]
+    hpos[key] = -1
+    size -= 1
+    if i < size:
+        last = heap[size]
+        heap[i] = last
+        hpos[last] = i
+        _heap_down(heap, hpos, key_next, i, size)
+        _heap_up(heap, hpos, key_next, hpos[last])
+    return size
+
+
+@njit(nogil=True)
+def _heap_fix(heap, hpos, key_next, key, size):
+    i = hpos[key]
+    _heap_up(heap, hpos, key_next, i)
+    _heap_down(heap, hpos, key_next, hpos[key], size)
+
+
+@njit(nogil=True, inline="always")
+def run_timeline(sched, cost, config, params, init, observe):
+    """Replay one configuration (SPEC section 3).
+
+    Parameters
+    ----------
+    sched : Schedule
+    cost : tuple ``(load_ns, expert_ns, dense_ns)``: int64, int64 (B + 1,), int64 (B + 1,)
+    config : ndarray (CFG_SIZE,), int64 — see the ``CFG_*`` indices
+    params : ndarray, float64 — the strategy's parameters
+    init, observe : the strategy's hooks
+
+    Returns
+    -------
+    counters : ndarray (N_SIZE,), int64
+    step_time, step_stall : ndarray (steps,) int64 nanoseconds, or empty
+    outcome : ndarray (accesses,) int8 (HIT / LATE / MISS per ``R`` entry), or empty
+    wanted_ptr, wanted_keys : every ``observe`` output in CSR form, or empty
+    """
+    num_layers = sched.num_layers
+    num_experts = sched.num_experts
+    num_keys = num_layers * num_experts
+    num_steps = sched.active.shape[0]
+    capacity = config[CFG_CAPACITY]
+    belady = config[CFG_EVICTION] == 1
+    max_loads = config[CFG_MAX_LOADS]
+    per_step = config[CFG_PER_STEP] != 0
+    record = config[CFG_RECORD] != 0
+    load_ns = cost[0]
+    expert_ns = cost[1]
+    dense_ns = cost[2]
+    r_ptr = sched.r_ptr
+    r_experts = sched.r_experts
+    r_counts = sched.r_counts
+
+    state = init(num_layers, num_experts, config[CFG_TOP_K], params)
+    out = np.empty(num_keys, np.int64)
+
+    resident = np.zeros(num_keys, np.uint8)
+    pf_pending = np.zeros(num_keys, np.uint8)
+    ready_at = np.zeros(num_keys, np.int64)
+    r_stamp = np.zeros(num_keys, np.int64)  # position + 1 while the key is in the current R
+    prot_stamp = np.zeros(num_keys, np.int64)  # observe-call number while the key is protected
+    # LRU: doubly linked list over keys, sentinel at num_keys (least recent after it)
+    head = num_keys
+    prv = np.empty(num_keys + 1, np.int64)
+    nxt = np.empty(num_keys + 1, np.int64)
+    prv[head] = head
+    nxt[head] = head
+    # Belady: next demand position per key and a max-heap of resident keys by it
+    if belady:
+        key_next = sched.key_first.copy()
+        heap = np.empty(num_keys, np.int64)
+        hpos = np.full(num_keys, -1, np.int64)
+        spill = np.empty(num_keys, np.int64)
+    else:
+        key_next = np.empty(0, np.int64)
+        heap = np.empty(0, np.int64)
+        hpos = np.empty(0, np.int64)
+        spill = np.empty(0, np.int64)
+    heap_size = 0
+
+    counters = np.zeros(N_SIZE, np.int64)
+    step_time = np.zeros(num_steps if per_step else 0, np.int64)
+    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
+    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
+    positions = num_steps * num_layers
+    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
+    wanted_cap = max(16, positions * 2) if record else 0
+    wanted_keys = np.empty(wanted_cap, np.int64)
+    n_wanted = 0
+
+    hits = 0
+    late = 0
+    misses = 0
+    pf_loads = 0
+    pf_useful = 0
+    pf_wasted = 0
+    stall = 0
+    resident_sum = 0
+    peak = 0
+    n_res = 0
+    now = 0
+    link_free = 0
+    call = 0
+
+    for s in range(num_steps):
+        step_begin = now
+        for l in range(num_layers):
+            p = s * num_layers + l
+            g = now
+            lo = r_ptr[p]
+            hi = r_ptr[p + 1]
+            base = l * num_experts
+            stamp = p + 1
+            for j in range(lo, hi):
+                r_stamp[base + r_experts[j]] = stamp
+            # ---- 2. demand
+            ready_max = g
+            for j in range(lo, hi):
+                key = base + r_experts[j]
+                if resident[key]:
+                    if ready_at[key] <= g:
+                        hits += 1
+                        if record:
+                            outcome[j] = HIT
+                    else:
+                        late += 1
+                        if record:
+                            outcome[j] = LATE
+                    if pf_pending[key]:
+                        pf_useful += 1
+                        pf_pending[key] = 0
+                    if not belady:
+                        _lru_unlink(prv, nxt, key)
+                        _lru_push_mru(prv, nxt, key, head)
+                else:
+                    misses += 1
+                    if record:
+                        outcome[j] = MISS
+                    if n_res >= capacity:
+                        victim = -1
+                        fallback = -1
+                        if belady:
+                            n_spill = 0
+                            while heap_size > 0:
+                                top = heap[0]
+                                if r_stamp[top] != stamp:
+                                    if ready_at[top] <= g:
+                                        victim = top
+                                        break
+                                    if fallback < 0:
+                                        fallback = top
+                                spill[n_spill] = top
+                                n_spill += 1
+                                heap_size = _heap_remove(heap, hpos, key_next, top, heap_size)
+                            for i in range(n_spill):
+                                k2 = spill[i]
+                                heap[heap_size] = k2
+                                hpos[k2] = heap_size
+                                heap_size += 1
+                                _heap_up(heap, hpos, key_next, heap_size - 1)
+                        else:
+                            k2 = nxt[head]
+                            while k2 != head:
+                                if r_stamp[k2] != stamp:
+                                    if ready_at[k2] <= g:
+                                        victim = k2
+                                        break
+                                    if fallback < 0:
+                                        fallback = k2
+                                k2 = nxt[k2]
+                        if victim < 0:
+                            victim = fallback
+                        # capacity >= |R| guarantees a victim outside R exists here
+                        resident[victim] = 0
+                        n_res -= 1
+                        if pf_pending[victim]:
+                            pf_wasted += 1
+                            pf_pending[victim] = 0
+                        if belady:
+                            heap_size = _heap_remove(heap, hpos, key_next, victim, heap_size)
+                        else:
+                            _lru_unlink(prv, nxt, victim)
+                    start = g if g > link_free else link_free
+                    ready_at[key] = start + load_ns
+                    link_free = ready_at[key]
+                    resident[key] = 1
+                    n_res += 1
+                    if belady:
+                        heap[heap_size] = key
+                        hpos[key] = heap_size
+                        heap_size += 1
+                        _heap_up(heap, hpos, key_next, heap_size - 1)
+                    else:
+                        _lru_push_mru(prv, nxt, key, head)
+                if ready_at[key] > ready_max:
+                    ready_max = ready_at[key]
+            # ---- 3. prefetch
+            m = observe(state, params, sched, s, l, r_experts[lo:hi], r_counts[lo:hi], out)
+            if record:
+                if n_wanted + m > wanted_cap:
+                    wanted_cap = max(2 * wanted_cap, n_wanted + m)
+                    grown = np.empty(wanted_cap, np.int64)
+                    grown[:n_wanted] = wanted_keys[:n_wanted]
+                    wanted_keys = grown
+                wanted_keys[n_wanted : n_wanted + m] = out[:m]
+                n_wanted += m
+                wanted_ptr[p + 1] = n_wanted
+            call += 1
+            loads = 0
+            processed = 0
+            for i in range(m):
+                key = out[i]
+                if key < 0 or key >= num_keys:
+                    raise ValueError("strategy wrote a key outside 0 .. L*E-1")
+                if resident[key]:
+                    prot_stamp[key] = call
+                    processed += 1
+                    continue
+                if max_loads >= 0 and loads >= max_loads:
+                    break
+                if n_res >= capacity:
+                    victim = -1
+                    if belady:
+                        n_spill = 0
+                        while heap_size > 0:
+                            top = heap[0]
+                            if r_stamp[top] != stamp and prot_stamp[top] != call and ready_at[top] <= g:
+                                victim = top
+                                break
+                            spill[n_spill] = top
+                            n_spill += 1
+                            heap_size = _heap_remove(heap, hpos, key_next, top, heap_size)
+                        for i2 in range(n_spill):
+                            k2 = spill[i2]
+                            heap[heap_size] = k2
+                            hpos[k2] = heap_size
+                            heap_size += 1
+                            _heap_up(heap, hpos, key_next, heap_size - 1)
+                    else:
+                        k2 = nxt[head]
+                        while k2 != head:
+                            if r_stamp[k2] != stamp and prot_stamp[k2] != call and ready_at[k2] <= g:
+                                victim = k2
+                                break
+                            k2 = nxt[k2]
+                    if victim < 0:
+                        break
+                    if belady and key_next[victim] < key_next[key]:
+                        # the victim is needed before the wanted key: keep it, skip this key
+                        prot_stamp[key] = call
+                        processed += 1
+                        continue
+                    resident[victim] = 0
+                    n_res -= 1
+                    if pf_pending[victim]:
+                        pf_wasted += 1
+                        pf_pending[victim] = 0
+                    if belady:
+                        heap_size = _heap_remove(heap, hpos, key_next, victim, heap_size)
+                    else:
+                        _lru_unlink(prv, nxt, victim)
+                start = g if g > link_free else link_free
+                ready_at[key] = start + load_ns
+                link_free = ready_at[key]
+                resident[key] = 1
+                n_res += 1
+                pf_pending[key] = 1
+                pf_loads += 1
+                loads += 1
+                prot_stamp[key] = call
+                processed += 1
+                if belady:
+                    heap[heap_size] = key
+                    hpos[key] = heap_size
+                    heap_size += 1
+                    _heap_up(heap, hpos, key_next, heap_size - 1)
+                else:
+                    _lru_push_mru(prv, nxt, key, head)
+            if not belady:
+                # recency in reverse list order: the most wanted key ends the most recent
+                for i in range(processed - 1, -1, -1):
+                    key = out[i]
+                    if resident[key]:
+                        _lru_unlink(prv, nxt, key)
+                        _lru_push_mru(prv, nxt, key, head)
+            else:
+                # R's keys move to their next demand only now, so that during this position's
+                # demand and prefetch they rank last (they may not be evicted anyway)
+                for j in range(lo, hi):
+                    key = base + r_experts[j]
+                    key_next[key] = sched.r_next[j]
+                    _heap_fix(heap, hpos, key_next, key, heap_size)
+            # ---- 4. compute
+            start = ready_max
+            stall += start - g
+            t = start + dense_ns[sched.active[s]]
+            for j in range(lo, hi):
+                t += expert_ns[r_counts[j]]
+            now = t
+            if per_step:
+                step_stall[s] += start - g
+            # ---- 5. occupancy
+            resident_sum += n_res
+            if n_res > peak:
+                peak = n_res
+        if per_step:
+            step_time[s] = now - step_begin
+
+    for k in range(num_keys):
+        if pf_pending[k]:
+            pf_wasted += 1
+    counters[N_HITS] = hits
+    counters[N_LATE] = late
+    counters[N_MISSES] = misses
+    counters[N_PREFETCH_LOADS] = pf_loads
+    counters[N_PREFETCH_USEFUL] = pf_useful
+    counters[N_PREFETCH_WASTED] = pf_wasted
+    counters[N_STALL_NS] = stall
+    counters[N_TOTAL_NS] = now
+    counters[N_RESIDENT_SUM] = resident_sum
+    counters[N_PEAK_RESIDENT] = peak
+    counters[N_SAMPLES] = positions
+    return counters, step_time, step_stall, outcome, wanted_ptr, wanted_keys[:n_wanted]

@@ -1,0 +1,240 @@
+"""The demand schedule of one replay: continuous batching and each ``(step, layer)``'s set ``R``.
+
+The schedule depends only on the trace and the batch size, so it is built once and shared by every
+replay of a sweep over that pair (strategies, caches, evictions and hardware all reuse it).
+
+Positions: the ``(step, layer)`` pair ``(s, l)`` has position ``s * L + l``; ``R`` of position ``p``
+is ``r_experts[r_ptr[p]:r_ptr[p + 1]]`` (ascending expert ids) with token counts
+``r_counts[r_ptr[p]:r_ptr[p + 1]]``. Keys are ``l * E + e``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import kernel
+
+__all__ = ["Schedule", "NEVER", "build_schedule", "schedule_from_sets", "batch_steps"]
+
+#: Position used for "never demanded again" (farther than any real position).
+NEVER = np.iinfo(np.int64).max
+
+
+class Schedule(NamedTuple):
+    """Demand schedule of a trace at one batch size (all arrays C-contiguous).
+
+    Attributes
+    ----------
+    num_layers, num_experts : int
+    active : ndarray (steps,), int32
+        Active tokens (occupied batch slots) at each step.
+    r_ptr : ndarray (steps * L + 1,), int64
+        CSR offsets of ``R`` per position.
+    r_experts : ndarray (entries,), int32
+        Distinct experts of each position, ascending, ``-1`` entries dropped.
+    r_counts : ndarray (entries,), int32
+        Active tokens routed to each of those experts (``n_e``).
+    r_next : ndarray (entries,), int64
+        Position of the next demand of the same key after this entry, or :data:`NEVER`.
+        Empty when the schedule was built without next-use data.
+    key_first : ndarray (L * E,), int64
+        Position of each key's first demand, or :data:`NEVER`; empty without next-use data.
+    """
+
+    num_layers: int
+    num_experts: int
+    active: np.ndarray
+    r_ptr: np.ndarray
+    r_experts: np.ndarray
+    r_counts: np.ndarray
+    r_next: np.ndarray
+    key_first: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.active.shape[0])
+
+    @property
+    def has_next_use(self) -> bool:
+        return self.key_first.shape[0] > 0
+
+    def R(self, step: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(experts, counts)`` demanded at ``(step, layer)``."""
+        p = step * self.num_layers + layer
+        lo, hi = self.r_ptr[p], self.r_ptr[p + 1]
+        return self.r_experts[lo:hi], self.r_counts[lo:hi]
+
+    @property
+    def max_working_set(self) -> int:
+        """The largest ``|R|`` over the schedule (the seed's minimal cache)."""
+        if self.r_ptr.shape[0] <= 1:
+            return 0
+        return int(np.diff(self.r_ptr).max())
+
+    @property
+    def accesses(self) -> int:
+        return int(self.r_experts.shape[0])
+
+
+@kernel
+def batch_steps(sequence_lengths, batch_size):
+    """Continuous batching (SPEC section 3, Batching).
+
+    Returns ``(step_ptr, step_tokens)``: the trace rows active at step ``s`` are
+    ``step_tokens[step_ptr[s]:step_ptr[s + 1]]``, in slot order.
+    """
+    num_seq = sequence_lengths.shape[0]
+    offsets = np.zeros(num_seq + 1, np.int64)
+    for i in range(num_seq):
+        offsets[i + 1] = offsets[i] + sequence_lengths[i]
+    total = offsets[num_seq]
+    step_ptr = np.zeros(total + 1, np.int64)
+    step_tokens = np.empty(total, np.int64)
+    slot_seq = np.full(batch_size, -1, np.int64)
+    slot_pos = np.zeros(batch_size, np.int64)
+    next_seq = 0
+    steps = 0
+    filled = 0
+    while True:
+        occupied = 0
+        for b in range(batch_size):
+            if slot_seq[b] < 0:
+                while next_seq < num_seq and sequence_lengths[next_seq] == 0:
+                    next_seq += 1
+                if next_seq < num_seq:
+                    slot_seq[b] = next_seq
+                    slot_pos[b] = 0
+                    next_seq += 1
+            if slot_seq[b] >= 0:
+                occupied += 1
+        if occupied == 0:
+            break
+        for b in range(batch_size):
+            q = slot_seq[b]
+            if q >= 0:
+                step_tokens[filled] = offsets[q] + slot_pos[b]
+                filled += 1
+                slot_pos[b] += 1
+                if slot_pos[b] == sequence_lengths[q]:
+                    slot_seq[b] = -1
+        steps += 1
+        step_ptr[steps] = filled
+    return step_ptr[: steps + 1].copy(), step_tokens
+
+
+@kernel
+def _demand_sets(experts, step_ptr, step_tokens, num_experts):
+    """Build ``active, r_ptr, r_experts, r_counts`` from the batching steps."""
+    num_steps = step_ptr.shape[0] - 1
+    num_layers = experts.shape[1]
+    top_k = experts.shape[2]
+    active = np.empty(num_steps, np.int32)
+    r_ptr = np.zeros(num_steps * num_layers + 1, np.int64)
+    bound = 0
+    for s in range(num_steps):
+        bound += (step_ptr[s + 1] - step_ptr[s]) * top_k * num_layers
+    r_experts = np.empty(bound, np.int32)
+    r_counts = np.empty(bound, np.int32)
+    count = np.zeros(num_experts, np.int32)
+    touched = np.empty(max(1, experts.shape[0] and (step_ptr[1:] - step_ptr[:-1]).max() * top_k), np.int32)
+    n = 0
+    for s in range(num_steps):
+        lo = step_ptr[s]
+        hi = step_ptr[s + 1]
+        active[s] = hi - lo
+        for l in range(num_layers):
+            m = 0
+            for i in range(lo, hi):
+                t = step_tokens[i]
+                for k in range(top_k):
+                    e = experts[t, l, k]
+                    if e >= 0:
+                        if count[e] == 0:
+                            touched[m] = e
+                            m += 1
+                        count[e] += 1
+            # insertion sort: |R| is at most batch * top_k, usually a handful
+            for a in range(1, m):
+                v = touched[a]
+                b = a - 1
+                while b >= 0 and touched[b] > v:
+                    touched[b + 1] = touched[b]
+                    b -= 1
+                touched[b + 1] = v
+            for a in range(m):
+                e = touched[a]
+                r_experts[n] = e
+                r_counts[n] = count[e]
+                count[e] = 0
+                n += 1
+            r_ptr[s * num_layers + l + 1] = n
+    return active, r_ptr, r_experts[:n].copy(), r_counts[:n].copy()
+
+
+@kernel
+def _next_use(r_ptr, r_experts, num_layers, num_experts):
+    """Per entry, the position of the next demand of its key; per key, its first demand."""
+    never = np.iinfo(np.int64).max
+    last = np.full(num_layers * num_experts, never, np.int64)
+    r_next = np.empty(r_experts.shape[0], np.int64)
+    positions = r_ptr.shape[0] - 1
+    for p in range(positions - 1, -1, -1):
+        base = (p % num_layers) * num_experts
+        for j in range(r_ptr[p], r_ptr[p + 1]):
+            key = base + r_experts[j]
+            r_next[j] = last[key]
+            last[key] = p
+    return r_next, last
+
+
+def build_schedule(trace, batch_size: int, next_use: bool = True) -> Schedule:
+    """The demand schedule of ``trace`` decoded with ``batch_size`` slots.
+
+    ``next_use`` adds the arrays Belady eviction needs (8 bytes per entry and per key).
+    """
+    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    active, r_ptr, r_experts, r_counts = _demand_sets(trace.experts, step_ptr, step_tokens, trace.num_experts)
+    return _finish(trace.num_layers, trace.num_experts, active, r_ptr, r_experts, r_counts, next_use)
+
+
+def _finish(num_layers, num_experts, active, r_ptr, r_experts, r_counts, next_use):
+    if next_use:
+        r_next, key_first = _next_use(r_ptr, r_experts, num_layers, num_experts)
+    else:
+        r_next = np.empty(0, np.int64)
+        key_first = np.empty(0, np.int64)
+    return Schedule(int(num_layers), int(num_experts), active, r_ptr, r_experts, r_counts, r_next, key_first)
+
+
+def schedule_from_sets(sets, num_experts: int, active=None, counts=None, next_use: bool = True) -> Schedule:
+    """A schedule given directly as ``sets[s][l]`` = iterable of expert ids (tests, custom drivers).
+
+    ``counts[s][l]`` (same shape) defaults to 1 per expert; ``active[s]`` defaults to the largest
+    count at that step (at least 1).
+    """
+    num_steps = len(sets)
+    num_layers = len(sets[0]) if num_steps else 1
+    r_ptr = np.zeros(num_steps * num_layers + 1, np.int64)
+    ex: list[int] = []
+    cn: list[int] = []
+    act = np.ones(num_steps, np.int32)
+    for s, layers in enumerate(sets):
+        if len(layers) != num_layers:
+            raise ValueError(f"step {s} has {len(layers)} layers, expected {num_layers}")
+        for l, R in enumerate(layers):
+            R = [int(e) for e in R]
+            order = sorted(range(len(R)), key=R.__getitem__)
+            c = [1] * len(R) if counts is None else [int(x) for x in counts[s][l]]
+            if len(set(R)) != len(R) or any(e < 0 or e >= num_experts for e in R):
+                raise ValueError(f"set at step {s}, layer {l} must hold distinct ids in [0, {num_experts})")
+            ex.extend(R[i] for i in order)
+            cn.extend(c[i] for i in order)
+            r_ptr[s * num_layers + l + 1] = len(ex)
+            if c:
+                act[s] = max(act[s], max(c))
+    if active is not None:
+        act = np.asarray(active, np.int32)
+    return _finish(
+        num_layers, num_experts, act, r_ptr, np.asarray(ex, np.int32), np.asarray(cn, np.int32), next_use
+    )

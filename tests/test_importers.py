@@ -311,6 +311,20 @@ def test_string_request_ids_keep_first_appearance_order(tmp_path):
     assert import_trace(tmp_path / "n.jsonl").experts[:, 0, 0].tolist() == [2, 1]
 
 
+def test_runaway_positions_are_refused(tmp_path):
+    recs = [{"token_idx": 0, "layer": 0, "experts": [1]}, {"token_idx": 10**9, "layer": 0, "experts": [2]}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(TraceError, match=r"r\.jsonl: the log \(no request field\) spans token positions 0\.\.1000000000"):
+        import_trace(tmp_path / "r.jsonl")
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    (tmp_path / "r.csv").write_bytes("\ufeffrequest_id,layer,experts\n0,0,3\n".encode())
+    (tmp_path / "r.jsonl").write_bytes('\ufeff{"layer": 0, "experts": [3]}\n'.encode())
+    for name in ("r.csv", "r.jsonl"):
+        assert import_trace(tmp_path / name).experts.tolist() == [[[3]]]
+
+
 def test_position_gaps_and_offsets(tmp_path):
     # positions 5 and 8 of one request: rows 5..8, the two missing positions are all -1 rows
     recs = [{"token_idx": 8, "layer": 0, "experts": [2]}, {"token_idx": 5, "layer": 0, "experts": [1]}]
@@ -470,9 +484,14 @@ def test_option_errors(tmp_path):
         import_trace(tmp_path / "r.npy", layout="steps")
     with pytest.raises(TraceError, match="num_experts must be a positive integer"):
         import_trace(tmp_path / "r.npy", num_experts=0)
-    with pytest.raises(TraceError, match="is an .npz archive"):
-        np.savez(tmp_path / "z.npz", a=np.zeros((1, 1, 1), np.int16))
+    np.savez(tmp_path / "z.npz", a=np.zeros((1, 1, 1), np.int16))
+    with pytest.raises(TraceError, match=r"z\.npz: not a NumPy \.npy file; it is an \.npz file"):
         import_trace(tmp_path / "z.npz", "npy")
+    with pytest.raises(TraceError, match=r"r\.npy: not a NumPy \.npz file; it is an \.npy file"):
+        import_trace(tmp_path / "r.npy", "npz")
+    (tmp_path / "text.npy").write_text('{"layer": 0}\n')
+    with pytest.raises(TraceError, match=r"text\.npy: not a NumPy \.npy file$"):
+        import_trace(tmp_path / "text.npy")
 
 
 # ------------------------------------------------------------------------------ command line

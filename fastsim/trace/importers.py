@@ -117,8 +117,9 @@ def _resolve_dims(model, num_experts, num_layers, top_k) -> _Dims:
 
 
 def _limit_text(dims: _Dims, key: str) -> str:
-    """How a limit was set, for error messages: ``model 'x'`` or ``num_experts=``."""
-    return f"model {dims.model!r}" if dims.model is not None else f"{key}={getattr(dims, key)}"
+    """A known limit and where it came from, for error messages: ``top_k=2 of model 'x'``."""
+    origin = f"of model {dims.model!r}" if dims.model is not None else "as given"
+    return f"{key}={getattr(dims, key)} {origin}"
 
 
 # ---------------------------------------------------------------------------------- entry point
@@ -231,8 +232,24 @@ def _check_layout(layout: str) -> None:
         raise TraceError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _check_magic(path, magic: bytes, what: str) -> None:
+    """Refuse a file that is not what the format says before NumPy sees it (NumPy would try to
+    unpickle anything without an .npy header, and then report it as pickled data)."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_NPY_MAGIC))
+    if not head.startswith(magic):
+        other = next((k for m, k in ((_NPY_MAGIC, "npy"), (_ZIP_MAGIC, "npz")) if head.startswith(m)), None)
+        hint = f"; it is an .{other} file, import it with format {other}" if other else ""
+        raise TraceError(f"{_display(path)}: not a NumPy {what} file{hint}")
+
+
 def _load_npy(path):
     name = _display(path)
+    _check_magic(path, _NPY_MAGIC, ".npy")
     try:
         obj = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -244,14 +261,12 @@ def _load_npy(path):
         raise TraceError(f"{name}: not a NumPy .npy file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise TraceError(f"{name}: not a readable NumPy file ({exc})") from None
-    if isinstance(obj, np.lib.npyio.NpzFile):
-        obj.close()
-        raise TraceError(f"{name}: is an .npz archive; import it with format npz")
     return obj
 
 
 def _load_npz(path) -> dict[str, np.ndarray]:
     name = _display(path)
+    _check_magic(path, _ZIP_MAGIC, ".npz")
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -260,8 +275,6 @@ def _load_npz(path) -> dict[str, np.ndarray]:
         raise TraceError(f"{name}: not a NumPy .npz archive ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise TraceError(f"{name}: not a readable NumPy archive ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise TraceError(f"{name}: is a single .npy array, not an .npz archive; import it with format npy")
     out = {}
     with archive:
         for key in archive.files:
@@ -315,8 +328,7 @@ def _check_ids(arr: np.ndarray, where: str, dims: _Dims, axes: tuple[str, ...]) 
 def _fit_k(arr: np.ndarray, where: str, dims: _Dims, k_axis: int = -1) -> np.ndarray:
     if dims.top_k is not None and arr.shape[k_axis] != dims.top_k:
         raise TraceError(
-            f"{where}: {arr.shape[k_axis]} experts per row, but {_limit_text(dims, 'top_k')} "
-            f"has top_k={dims.top_k}"
+            f"{where}: {arr.shape[k_axis]} experts per row, but {_limit_text(dims, 'top_k')}"
         )
     return arr
 
@@ -324,8 +336,7 @@ def _fit_k(arr: np.ndarray, where: str, dims: _Dims, k_axis: int = -1) -> np.nda
 def _fit_layers(count: int, where: str, dims: _Dims) -> None:
     if dims.num_layers is not None and count != dims.num_layers:
         raise TraceError(
-            f"{where}: {count} layers, but {_limit_text(dims, 'num_layers')} has "
-            f"num_layers={dims.num_layers}"
+            f"{where}: {count} layers, but {_limit_text(dims, 'num_layers')}"
         )
 
 
@@ -392,8 +403,7 @@ def _per_layer(layers: dict[int, np.ndarray], where: str, dims: _Dims, names: di
     num_layers = dims.num_layers if dims.num_layers is not None else top + 1
     if top >= num_layers:
         raise TraceError(
-            f"{where}: array {names[top]!r} is layer {top}, but {_limit_text(dims, 'num_layers')} "
-            f"has num_layers={num_layers}"
+            f"{where}: array {names[top]!r} is layer {top}, but {_limit_text(dims, 'num_layers')}"
         )
     stacked = np.full((num_layers, steps, requests, top_k), -1, dtype=np.int64)
     for layer, arr in layers.items():
@@ -544,7 +554,7 @@ def _npz_per_layer(arrays: dict[str, np.ndarray], where: str, dims: _Dims):
 class _Records:
     """Columns collected from a text log, one entry per record, converted to arrays in bulk."""
 
-    def __init__(self, has_request: bool, has_token: bool):
+    def __init__(self, has_token: bool):
         self.lines: list[int] = []
         self.request: list[int] = []  # dense request index, first-appearance order
         self.request_ids: list[Any] = []
@@ -554,7 +564,6 @@ class _Records:
         self.experts: list[list] = []
         self.scores: list[list | None] = []
         self.any_scores = False
-        self.has_request = has_request
 
     def request_of(self, rid, where: str, line: int) -> int:
         try:
@@ -605,6 +614,10 @@ def _padded(flat: np.ndarray, counts: np.ndarray, fill, dtype) -> np.ndarray:
     return out
 
 
+def _request_label(rid) -> str:
+    return "the log (no request field)" if rid is None else f"request {rid!r}"
+
+
 def _assemble(rec: _Records, dims: _Dims, fmt: str, src, has_token: bool) -> Trace:
     """Records -> Trace: check every contradiction in bulk, naming the line of the first one."""
     where = _display(src)
@@ -624,7 +637,7 @@ def _assemble(rec: _Records, dims: _Dims, fmt: str, src, has_token: bool) -> Tra
         i = int(np.flatnonzero(layer >= num_layers)[0])
         raise TraceError(
             f"{where} line {lines[i]}: layer {layer[i]} is out of range: "
-            f"{_limit_text(dims, 'num_layers')} has layers 0..{num_layers - 1}"
+            f"layers are 0..{num_layers - 1} ({_limit_text(dims, 'num_layers')})"
         )
 
     # Experts: ragged lists -> (n, width) padded with -1; trailing -1 entries are padding, so
@@ -642,7 +655,7 @@ def _assemble(rec: _Records, dims: _Dims, fmt: str, src, has_token: bool) -> Tra
         i = int(np.flatnonzero(needed > top_k)[0])
         raise TraceError(
             f"{where} line {lines[i]}: {int(needed[i])} experts in one row, more than "
-            f"top_k={top_k}" + (f" ({_limit_text(dims, 'top_k')})" if dims.top_k is not None else "")
+            f"{_limit_text(dims, 'top_k')}"
         )
     if rows.shape[1] < top_k:
         rows = np.concatenate([rows, np.full((n, top_k - rows.shape[1]), -1, np.int64)], axis=1)
@@ -712,7 +725,7 @@ def _assemble(rec: _Records, dims: _Dims, fmt: str, src, has_token: bool) -> Tra
     if total > max(_MAX_ROWS_PER_RECORD * n, _MIN_ROW_ALLOWANCE):
         r = int(np.argmax(lengths))
         raise TraceError(
-            f"{where}: request {ids[r]!r} spans token positions {first[r]}..{last[r]}, far more "
+            f"{where}: {_request_label(ids[r])} spans token positions {first[r]}..{last[r]}, far more "
             f"rows than the {n} records of the file fill; check the token field"
         )
     offsets = np.zeros(num_requests + 1, dtype=np.int64)
@@ -729,7 +742,7 @@ def _assemble(rec: _Records, dims: _Dims, fmt: str, src, has_token: bool) -> Tra
         i_first, i_second = int(order[dup[j]]), int(later[j])
         raise TraceError(
             f"{where} line {lines[i_second]}: layer {layer[i_second]} of token {pos[i_second]} of "
-            f"request {ids[req[i_second]]!r} was already given on line {lines[i_first]}"
+            f"{_request_label(ids[req[i_second]])} was already given on line {lines[i_first]}"
         )
 
     num_experts = dims.num_experts if dims.num_experts is not None else max(int(rows.max()) + 1, 1)
@@ -807,7 +820,7 @@ def import_jsonl(
             if not raw.strip():
                 continue
             try:
-                obj = loads(raw.decode("utf-8"))
+                obj = loads(raw.decode("utf-8-sig" if line == 1 else "utf-8"))
             except UnicodeDecodeError:
                 raise TraceError(f"{where} line {line}: not UTF-8 text; is this a JSON Lines file?") from None
             except ValueError as exc:
@@ -822,7 +835,7 @@ def import_jsonl(
                 for role, name in (("request", f_req), ("token", f_tok)):
                     if name is None and role in given and candidates[role]:
                         raise TraceError(f"{where} line {line}: no field {candidates[role][0]!r} ({role})")
-                rec = _Records(f_req is not None, f_tok is not None)
+                rec = _Records(f_tok is not None)
             try:
                 rid = obj[f_req] if f_req is not None else None
                 layer = obj[f_layer]
@@ -930,7 +943,7 @@ def import_csv(
     given = set(fields or ())
     line = 0
     try:
-        with open(src, "r", encoding="utf-8", newline="") as fh:
+        with open(src, "r", encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             try:
                 header = [h.strip() for h in next(reader)]
@@ -963,7 +976,7 @@ def import_csv(
             if score_col is None and candidates["scores"]:
                 found = _slot_columns(header, candidates["scores"] + _COLUMN_PREFIXES["scores"])
                 score_slots = None if found is None else found[1]
-            rec = _Records(f_req is not None, f_tok is not None)
+            rec = _Records(f_tok is not None)
             i_req = None if f_req is None else col[f_req]
             i_tok = None if f_tok is None else col[f_tok]
             i_layer = col[f_layer]

@@ -5,9 +5,12 @@ import csv
 import json
 import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fastsim.cli.main import main
 from fastsim.errors import TraceError
@@ -123,6 +126,31 @@ def test_jsonl_round_trip(tmp_path, seed):
     assert_trace(trace, seqs, scores)
     assert trace.source == "import jsonl routing.jsonl"
     assert json.loads(trace.metadata["request_ids"]) == list(range(len(seqs)))
+
+
+@given(
+    num_requests=st.integers(1, 4),
+    num_layers=st.integers(1, 3),
+    top_k=st.integers(1, 3),
+    extra_experts=st.integers(0, 20),
+    seed=st.integers(0, 2**32 - 1),
+    fmt=st.sampled_from(["jsonl", "csv-cell", "csv-columns", "npz"]),
+)
+def test_round_trip_property(num_requests, num_layers, top_k, extra_experts, seed, fmt):
+    rng = np.random.default_rng(seed)
+    num_experts = top_k + extra_experts
+    seqs, scores = make_sequences(rng, num_requests, num_layers, top_k, num_experts)
+    recs = records(seqs, scores, rng, drop_gaps=bool(rng.integers(2)), strip_trailing=bool(rng.integers(2)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"log.{fmt.split('-')[0]}")
+        if fmt == "jsonl":
+            write_jsonl(path, recs)
+        elif fmt == "npz":
+            np.savez(path, **{f"r{i}": q for i, q in enumerate(seqs)})
+        else:
+            write_csv(path, recs, columns=fmt == "csv-columns", top_k=top_k)
+        trace = import_trace(path, num_experts=num_experts, num_layers=num_layers, top_k=top_k)
+    assert_trace(trace, seqs, None if fmt == "npz" else scores, num_experts=num_experts)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -405,7 +405,11 @@ def _per_layer(layers: dict[int, np.ndarray], where: str, dims: _Dims, names: di
         raise TraceError(
             f"{where}: array {names[top]!r} is layer {top}, but {_limit_text(dims, 'num_layers')}"
         )
-    stacked = np.full((num_layers, steps, requests, top_k), -1, dtype=np.int64)
+    # The narrowest signed dtype holding every input id and -1: these arrays can be large.
+    dtype = np.result_type(np.int16, *(arr.dtype for arr in layers.values()))
+    if dtype.kind != "i":  # uint64 promotes to float; ids that large fail the range check anyway
+        dtype = np.dtype(np.int64)
+    stacked = np.full((num_layers, steps, requests, top_k), -1, dtype=dtype)
     for layer, arr in layers.items():
         stacked[layer] = arr
     active = (stacked >= 0).any(axis=(0, 3))  # (steps, requests)
@@ -419,7 +423,7 @@ def _per_layer(layers: dict[int, np.ndarray], where: str, dims: _Dims, names: di
     if pieces:
         experts = np.concatenate(pieces, axis=0)
     else:
-        experts = np.zeros((0, num_layers, top_k), dtype=np.int64)
+        experts = np.zeros((0, num_layers, top_k), dtype=dtype)
     return experts, lengths
 
 

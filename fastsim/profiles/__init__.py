@@ -122,22 +122,24 @@ class HardwareProfile:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
 
 
-# Field kinds: "int" must be a positive integer; "float" a positive finite number; "float0" a
-# finite number >= 0 (fixed costs a profile may leave out).
+# Field kinds: "int" a positive integer; "int0" an integer >= 0 (a model with no dense weights
+# per layer); "float" a positive number; "rate" a positive number or infinity (an idealised link
+# or device, for what-if studies); "float0" a finite number >= 0 (fixed costs a profile may
+# leave out).
 _MODEL_KINDS = {
     "num_layers": "int",
     "num_experts": "int",
     "top_k": "int",
     "expert_bytes": "int",
-    "dense_bytes_per_layer": "int",
+    "dense_bytes_per_layer": "int0",
     "expert_flops_per_token": "float",
-    "dense_flops_per_token": "float",
+    "dense_flops_per_token": "float0",
 }
 _HARDWARE_KINDS = {
-    "h2d_bytes_per_s": "float",
+    "h2d_bytes_per_s": "rate",
     "transfer_latency_s": "float0",
-    "mem_bytes_per_s": "float",
-    "flops_per_s": "float",
+    "mem_bytes_per_s": "rate",
+    "flops_per_s": "rate",
     "memory_bytes": "int",
     "launch_s": "float0",
 }
@@ -167,22 +169,22 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
     """Validate one numeric field; return it as a plain ``int`` or ``float``."""
     rule = kind.kinds[field_name]
     prefix = f"{kind.label} profile {where}: field {field_name!r}"
-    if rule == "int":
+    if rule in ("int", "int0"):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             hint = " (write 28_500_000, not 28.5e6)" if isinstance(value, float) else ""
             raise ProfileError(
                 f"{prefix} must be an integer, got {type(value).__name__} {value!r}{hint}"
             )
         value = int(value)
-        if value <= 0:
-            raise ProfileError(f"{prefix} must be positive, got {value}")
+        if value < 0 or (value == 0 and rule == "int"):
+            raise ProfileError(f"{prefix} must be {'positive' if rule == 'int' else 'zero or positive'}, got {value}")
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ProfileError(f"{prefix} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if math.isnan(value) or (value == math.inf and rule != "rate"):
         raise ProfileError(f"{prefix} must be finite, got {value}")
-    if rule == "float" and value <= 0.0:
+    if rule in ("float", "rate") and value <= 0.0:
         raise ProfileError(f"{prefix} must be positive, got {value}")
     if rule == "float0" and value < 0.0:
         raise ProfileError(f"{prefix} must be zero or positive, got {value}")

@@ -165,6 +165,9 @@ def capture_generation(
     if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
         raise FastsimError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     max_new_tokens = int(max_new_tokens)
+    config = getattr(model, "config", None)
+    if config is None or not callable(model):
+        raise FastsimError(f"model must be a transformers PreTrainedModel, got {type(model).__name__}")
     ids, mask = _as_batch(torch, input_ids, attention_mask)
     batch = ids.shape[0]
     if batch == 0:
@@ -172,7 +175,6 @@ def capture_generation(
     real = mask.sum(dim=1)
     if bool((real == 0).any()):
         raise FastsimError(f"prompt {int((real == 0).nonzero()[0, 0])} is empty (no unmasked token)")
-    config = model.config
     encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
     if not encoder_decoder:
         # A left-padded row is zeros then ones: its mask never drops once it has risen.

@@ -89,6 +89,8 @@ def tiny_model(name: str, seed: int = 0, **overrides):
     tf = require_transformers()
     config = tiny_config(name, **overrides)
     config._attn_implementation = "eager"
+    # Eager experts run in any dtype (the grouped-matmul default takes no float64) and route alike.
+    config._experts_implementation = "eager"
     torch.manual_seed(int(seed))
     if getattr(config, "is_encoder_decoder", False):
         model = tf.AutoModelForSeq2SeqLM.from_config(config)

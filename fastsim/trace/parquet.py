@@ -269,6 +269,10 @@ def read_trace(path) -> Trace:
             f"version {FORMAT_VERSION!r}"
         )
     num_experts = _meta_int(raw_meta, "num_experts", name)
+    if num_experts > _INT32_MAX:
+        raise TraceError(
+            f"{name}: metadata num_experts is {num_experts}; expected at most {_INT32_MAX}"
+        )
     num_layers = _meta_int(raw_meta, "num_layers", name)
     top_k = _meta_int(raw_meta, "top_k", name)
     num_sequences = _meta_int(raw_meta, "num_sequences", name, required=False)

@@ -216,6 +216,16 @@ def _route_nb(rng, lengths, pmf, cdf, perm, reuse, out):
     """
     tokens, num_layers, top_k = out.shape
     num_experts = cdf.shape[0]
+    last_rank = num_experts - 1
+    # Guide table: guide[j] is the first rank whose cdf exceeds j / guide_size, so a popularity
+    # draw starts its search there and takes O(1) steps on average instead of a binary search.
+    guide_size = 4 * num_experts
+    guide = np.empty(guide_size, dtype=np.int64)
+    r = 0
+    for j in range(guide_size):
+        while r < last_rank and cdf[r] <= j / guide_size:
+            r += 1
+        guide[j] = r
     # mark[e] == stamp: expert e is already in the row being filled (no reset per row).
     mark = np.zeros(num_experts, dtype=np.int64)
     stamp = 0
@@ -242,7 +252,11 @@ def _route_nb(rng, lengths, pmf, cdf, perm, reuse, out):
                                     pick -= 1
                     if e < 0:
                         for _ in range(_MAX_REJECTIONS):
-                            cand = perm[l, _rank_nb(cdf, rng.random())]
+                            u = rng.random()
+                            r = guide[int(u * guide_size)]
+                            while r < last_rank and u >= cdf[r]:
+                                r += 1
+                            cand = perm[l, r]
                             if mark[cand] != stamp:
                                 e = cand
                                 break
@@ -263,16 +277,3 @@ def _route_nb(rng, lengths, pmf, cdf, perm, reuse, out):
                     out[t, l, k] = e
             t += 1
 
-
-@kernel
-def _rank_nb(cdf, u):
-    """Smallest rank ``r`` with ``u < cdf[r]`` (the last rank if rounding leaves none)."""
-    lo = 0
-    hi = cdf.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if u < cdf[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo

@@ -15,12 +15,12 @@ __all__ = ["ReferenceSchedule", "replay_reference"]
 class ReferenceSchedule:
     """Continuous batching and the per-``(step, layer)`` demand sets, in plain Python."""
 
-    def __init__(self, experts, sequence_lengths, num_experts: int, batch_size: int):
+    def __init__(self, experts, sequence_lengths, num_layers: int, num_experts: int, batch_size: int):
         lengths = [int(x) for x in sequence_lengths]
         starts = [0]
         for n in lengths:
             starts.append(starts[-1] + n)
-        self.num_layers = len(experts[0]) if len(experts) else int(experts.shape[1])
+        self.num_layers = num_layers
         self.num_experts = num_experts
         self.steps = []  # steps[s] = list of trace rows active at step s, in slot order
         slots = [None] * batch_size  # (sequence, position) or None
@@ -97,7 +97,9 @@ def replay_reference(
     )
     if cfg.strategy.reference is None:
         raise NotImplementedError(f"strategy {cfg.strategy.name!r} has no reference implementation")
-    sched = ReferenceSchedule(trace.experts.tolist(), trace.sequence_lengths, trace.num_experts, cfg.batch_size)
+    sched = ReferenceSchedule(
+        trace.experts.tolist(), trace.sequence_lengths, trace.num_layers, trace.num_experts, cfg.batch_size
+    )
     L, E = trace.num_layers, trace.num_experts
     strat = cfg.strategy.reference(L, E, trace.top_k, sched, **cfg.param_dict())
     C = cfg.cache_slots

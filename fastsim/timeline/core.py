@@ -350,6 +350,8 @@ def run_timeline(sched, cost, config, params, init, observe):
                     ready_max = ready_at[key]
             # ---- 3. prefetch
             m = observe(state, params, sched, s, l, r_experts[lo:hi], r_counts[lo:hi], out)
+            if m < 0 or m > num_keys:
+                raise ValueError("strategy returned a count outside 0 .. L*E")
             if record:
                 if n_wanted + m > wanted_cap:
                     wanted_cap = max(2 * wanted_cap, n_wanted + m)

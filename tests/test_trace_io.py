@@ -456,3 +456,16 @@ def test_cli_info_bad_input(tmp_path, capsys, content):
     assert str(path) in captured.err
     assert main(["trace", "info", str(tmp_path / "none.parquet")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_foreign_scores_column(tmp_path):
+    rows = good_rows()
+    scores = [[0.75, 0.25]] * len(rows)
+    path = write_rows(tmp_path / "s.parquet", rows, META, width=2, scores=pa.array(scores, pa.list_(pa.float64())))
+    back = read_trace(path)
+    assert back.scores.dtype == np.float32 and back.scores.shape == (3, 2, 2)
+    np.testing.assert_array_equal(back.scores[..., 0], 0.75)
+    wide = write_rows(tmp_path / "w.parquet", rows, META, width=2, scores=pa.array([[0.1] * 3] * len(rows), pa.list_(pa.float32(), 3)))
+    expect_error(wide, "'scores'", "lists of 3", "top_k is 2")
+    text = write_rows(tmp_path / "t.parquet", rows, META, width=2, scores=pa.array([["a", "b"]] * len(rows)))
+    expect_error(text, "'scores'", "string", "numbers")

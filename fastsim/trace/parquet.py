@@ -302,7 +302,7 @@ def read_trace(path) -> Trace:
     lengths = np.bincount(seq_of_token, minlength=num_sequences).astype(np.int64)
 
     experts = _list_column(
-        table, "experts", name, top_k, expert_dtype(num_experts), where, num_layers,
+        table, "experts", name, top_k, expert_dtype(num_experts), where,
         id_range=(-1, num_experts - 1),
     ).reshape(tokens, num_layers, top_k)
     t, l, k, code = _first_bad_entry(experts, num_experts)
@@ -314,7 +314,7 @@ def read_trace(path) -> Trace:
     scores = None
     if "scores" in table.column_names:
         scores = _list_column(
-            table, "scores", name, top_k, np.dtype(np.float32), where, num_layers
+            table, "scores", name, top_k, np.dtype(np.float32), where
         ).reshape(tokens, num_layers, top_k)
 
     model = raw_meta.get("model")
@@ -381,7 +381,7 @@ def _first_null(col: pa.ChunkedArray) -> int:
     return -1  # pragma: no cover
 
 
-def _list_column(table, column, name, top_k, dtype, where, num_layers, id_range=None):
+def _list_column(table, column, name, top_k, dtype, where, id_range=None):
     """Flatten a list column holding ``top_k`` values per row into one new, writable 1-D array.
 
     Chunks are copied (and cast to ``dtype``) straight into the output, so a file with many row

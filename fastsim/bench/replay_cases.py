@@ -46,7 +46,7 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
         ctx.log(f"{eviction}: run {i + 1} of {ctx.repeat}")
         seconds, _ = timed(call)
         fs_times.append(seconds)
-        cache = peers.make_cache(policy, SLOTS)
+        cache = peers.make_cache(policy, SLOTS, trace.num_layers * trace.num_experts)
         rd = peers.reader(path)
         seconds, (miss_ratio, _) = timed(lambda: cache.process_trace(rd))
         lc_times.append(seconds)
@@ -67,6 +67,7 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
         "fastsim_hits": fastsim_hits,
         "baseline_hits": lc_hits,
         "hits_agree": fastsim_hits == lc_hits and accesses == n,
+        "baseline_hashpower": peers.hashpower_for(trace.num_layers * trace.num_experts),
     }
 
 

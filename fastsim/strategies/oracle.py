@@ -48,10 +48,12 @@ def observe(state, params, sched, s, l, experts, counts, out):
         p = step * num_layers + l
         for j in range(r_ptr[p], r_ptr[p + 1]):
             e = r_experts[j]
-            if mark[e] != stamp:
-                mark[e] = stamp
-                out[m] = base + e
-                m += 1
+            # branch-free: whether an expert repeats within the window is unpredictable
+            out[m] = base + e
+            m += mark[e] != stamp
+            mark[e] = stamp
+            if m == num_experts:  # every expert named: a repeat would write past out's end
+                return m
     return m
 
 

@@ -49,27 +49,28 @@ def init(num_layers, num_experts, top_k, params):
     return v, g, calls, chosen, nchosen, scratch
 
 
-@kernel
-def _recompute(v_l, g_l, scratch, chosen_l, kk, base):
-    """Write the top ``kk`` experts by ``v_l * g_l`` (count descending, id ascending) as keys."""
-    num_experts = v_l.shape[0]
+@kernel(inline="always")
+def _recompute(v, g_l, scratch, chosen, l, kk):
+    """Write layer ``l``'s top ``kk`` experts by ``v[l] * g_l`` (count descending, id ascending)."""
+    num_experts = v.shape[1]
     for e in range(num_experts):
-        scratch[e] = v_l[e] * g_l
+        scratch[e] = v[l, e] * g_l
     # bounded insertion: experts arrive in ascending id, so an equal count never displaces
     n = 0
     for e in range(num_experts):
         c = scratch[e]
-        if n == kk and c <= scratch[chosen_l[n - 1]]:
+        if n == kk and c <= scratch[chosen[l, n - 1]]:
             continue
         pos = n if n < kk else kk - 1
-        while pos > 0 and scratch[chosen_l[pos - 1]] < c:
-            chosen_l[pos] = chosen_l[pos - 1]
+        while pos > 0 and scratch[chosen[l, pos - 1]] < c:
+            chosen[l, pos] = chosen[l, pos - 1]
             pos -= 1
-        chosen_l[pos] = e
+        chosen[l, pos] = e
         if n < kk:
             n += 1
+    base = np.int64(l) * num_experts
     for i in range(n):
-        chosen_l[i] = base + chosen_l[i]
+        chosen[l, i] = base + chosen[l, i]
     return n
 
 
@@ -77,45 +78,40 @@ def _recompute(v_l, g_l, scratch, chosen_l, kk, base):
 def observe(state, params, sched, s, l, experts, counts, out):
     v, g, calls, chosen, nchosen, scratch = state
     num_experts = v.shape[1]
-    k = np.int64(params[0])
     decay = params[1]
     window = np.int64(params[2])
-    update_frequency = np.int64(params[3])
-    v_l = v[l]
 
     # decay: fold g into v (the seed's eager multiply) before g gets too small to invert
-    ng = g[l] * decay
+    gl = g[l]
+    ng = gl * decay
     if ng < SCALE_FLOOR:
-        gl = g[l]
         for e in range(num_experts):
-            v_l[e] = v_l[e] * gl
-            v_l[e] = v_l[e] * decay
-        g[l] = 1.0
-    else:
-        g[l] = ng
+            v[l, e] = v[l, e] * gl
+            v[l, e] = v[l, e] * decay
+        ng = 1.0
+    g[l] = ng
 
     # re-add the last min(window, s + 1) R sets of this layer, oldest first like
     # history[-window:]; calls arrive in step order, so they are the schedule's steps s-a
     num_layers = sched.num_layers
     r_ptr = sched.r_ptr
     r_experts = sched.r_experts
-    inc = 1.0 / g[l]
+    inc = 1.0 / ng
     kept = s + 1 if s + 1 < window else window
     for a in range(kept - 1, -1, -1):
         p = (s - a) * num_layers + l
         for j in range(r_ptr[p], r_ptr[p + 1]):
-            v_l[r_experts[j]] += inc
-    t = calls[l]
+            v[l, r_experts[j]] += inc
 
-    calls[l] = t + 1
-    if (t + 1) % update_frequency == 0:
-        kk = k if k < num_experts else num_experts
-        nchosen[l] = _recompute(v_l, g[l], scratch, chosen[l], kk, np.int64(l) * num_experts)
+    t = calls[l] + 1
+    calls[l] = t
+    if t % np.int64(params[3]) == 0:
+        k = np.int64(params[0])
+        nchosen[l] = _recompute(v, ng, scratch, chosen, l, k if k < num_experts else num_experts)
 
     n = nchosen[l]
-    chosen_l = chosen[l]
     for i in range(n):
-        out[i] = chosen_l[i]
+        out[i] = chosen[l, i]
     return n
 
 

@@ -1,0 +1,11 @@
+"""Parameter sweeps: TOML specs expanded into replay grids, run in parallel, saved as Parquet.
+
+``fastsim.sweep(spec, n_jobs=...)`` runs a spec and returns its results table;
+``fastsim.replay_many(trace, configs)`` replays one trace under many configurations with the same
+machinery. :func:`run_grid` and :func:`run_sweep` also return per-task statistics (which process
+ran each task, and whether it had to compile anything). See ``docs/sweeps.md``.
+"""
+from .driver import GridRun, replay_many, run_grid, run_sweep, sweep
+from .spec import Spec, load_spec
+
+__all__ = ["sweep", "replay_many", "run_grid", "run_sweep", "GridRun", "load_spec", "Spec"]

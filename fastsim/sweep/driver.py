@@ -1,0 +1,500 @@
+"""The sweep driver: traces and schedules in the parent, tasks fanned out, shards, the merged table.
+
+Flow of :func:`run_sweep`:
+
+1. validate the spec (:mod:`fastsim.sweep.spec`) and expand it (:mod:`fastsim.sweep.grid`);
+2. per trace and run: generate or read the trace, hash every row, and for the rows not done yet
+   build each ``(trace, batch size)`` schedule once and save it for workers to map read-only;
+3. warm every strategy's entry point for read-only schedules in the parent, so no worker compiles;
+4. run tasks (many configurations each) in-process, on loky workers or on a dask cluster; write
+   each finished task's rows as a shard;
+5. rebuild the whole table from the expansion and the shards and write ``results.parquet``.
+
+Results depend only on the spec: tasks hold no random state (generated traces take their seed from
+the spec and the run index), so the table is the same, wall times aside, for any number of jobs,
+any backend, and after any number of resumed interruptions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from .._version import __version__
+from ..errors import ConfigError, FastsimError, SpecError
+from ..profiles import hardware_profile, model_profile
+from ..timeline.schedule import build_schedule
+from .grid import Config, baseline_config, expand, make_config, row_hash
+from .results import build_table, read_shards, write_shard, write_table
+from .schedules import save_schedule, schedule_dir_name
+from .spec import Baseline, Spec, load_spec, parse_cache
+from .worker import RowResult, TaskResult, TaskSpec, TraceMeta, run_task, warm
+
+__all__ = ["Row", "GridRun", "run_sweep", "sweep", "run_grid", "replay_many", "BACKENDS"]
+
+BACKENDS = ("loky", "dask")
+_MAX_CHUNK = 64
+
+
+@dataclass
+class Row:
+    """One row of the results table: a configuration at one run of its trace."""
+
+    config_id: int
+    run: int
+    seed: int | None
+    config: Config
+    meta: TraceMeta
+    hash: str
+    baseline_hash: str | None = None
+
+
+@dataclass
+class GridRun:
+    """What a sweep or grid run produced.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        One row per configuration and run (see ``docs/sweeps.md`` for the columns).
+    tasks : list of TaskResult
+        The tasks run now (resumed rows excluded), each with its worker's pid and how many entry
+        points the worker compiled (``compiled``) or loaded from the cache (``cache_loads``).
+    failures : list of (Row, str)
+        Rows whose configuration raised, with the message.
+    out_dir : Path or None
+    """
+
+    table: pa.Table
+    tasks: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    out_dir: Path | None = None
+    skipped: int = 0
+
+    @property
+    def worker_compilations(self) -> int:
+        """Entry points compiled inside workers (0 when the parent's warm-up covered them)."""
+        return sum(t.compiled for t in self.tasks)
+
+
+def _jobs(n_jobs) -> int:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ConfigError(f"n_jobs must be a non-zero integer, got {n_jobs!r}")
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+def _meta(trace, name: str, run: int, seed) -> TraceMeta:
+    return TraceMeta(
+        name=name, fingerprint=trace.fingerprint(), num_tokens=trace.num_tokens, num_layers=trace.num_layers,
+        num_experts=trace.num_experts, top_k=trace.top_k, model=trace.model, run=run, seed=seed,
+        source=trace.source,
+    )
+
+
+@dataclass
+class _Group:
+    """Pending rows sharing one saved schedule."""
+
+    meta: TraceMeta
+    batch_size: int
+    next_use: bool
+    sched_path: str
+    rows: list
+
+
+def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Path) -> list[_Group]:
+    """Build and save each batch size's schedule once; group the pending rows by it."""
+    by_batch: dict[int, list[Row]] = {}
+    for row in pending:
+        by_batch.setdefault(row.config.batch_size, []).append(row)
+    groups = []
+    for batch, rows in by_batch.items():
+        next_use = any(r.config.eviction == "belady" for r in rows)
+        folder = sched_root / schedule_dir_name(meta.fingerprint, batch, next_use)
+        if not (folder / "schedule.json").is_file():
+            save_schedule(build_schedule(trace, batch, next_use=next_use), folder)
+        groups.append(_Group(meta, batch, next_use, str(folder), rows))
+    return groups
+
+
+def _tasks(groups: list[_Group], workers: int, chunk_size: int | None, imports: tuple) -> list[TaskSpec]:
+    total = sum(len(g.rows) for g in groups)
+    if chunk_size is None:
+        chunk_size = max(1, min(_MAX_CHUNK, math.ceil(total / (4 * workers)))) if total else 1
+    tasks = []
+    for g in groups:
+        for lo in range(0, len(g.rows), chunk_size):
+            part = g.rows[lo : lo + chunk_size]
+            key = hashlib.blake2b("".join(r.hash for r in part).encode(), digest_size=10).hexdigest()
+            tasks.append(
+                TaskSpec(
+                    key=key, meta=g.meta, batch_size=g.batch_size, next_use=g.next_use,
+                    items=[(r.hash, r.config) for r in part], imports=imports, sched_path=g.sched_path,
+                )
+            )
+    return tasks
+
+
+def _execute(tasks: list[TaskSpec], n_jobs: int, backend: str, scheduler):
+    """Yield each task's :class:`TaskResult` as it finishes (in any order)."""
+    if backend == "dask":
+        from .dask_backend import run_tasks
+
+        yield from run_tasks(tasks, scheduler=scheduler, n_workers=n_jobs)
+        return
+    if n_jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield run_task(task)
+        return
+    from joblib import Parallel, delayed
+
+    # Payloads are small (configurations and a folder name): no automatic memmapping needed.
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered", max_nbytes=None, batch_size=1)
+    yield from parallel(delayed(run_task)(task) for task in tasks)
+
+
+def _row_dict(r: RowResult) -> dict:
+    from ..replay import METRICS
+
+    out = {"cache_slots": r.cache_slots, "error": r.error, "wall_s": r.wall_s}
+    for m in METRICS:
+        out[m] = None if r.metrics is None else r.metrics[m]
+    return out
+
+
+def _run_tasks(tasks, n_jobs, backend, scheduler, progress, shard_dir, results: dict) -> list[TaskResult]:
+    """Run ``tasks``, writing a shard per finished task and filling ``results`` by row hash."""
+    from tqdm import tqdm
+
+    total = sum(len(t.items) for t in tasks)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    done_tasks = []
+    with tqdm(total=total, unit="replay", disable=not progress, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+        for res in _execute(tasks, n_jobs, backend, scheduler):
+            if shard_dir is not None:
+                write_shard(shard_dir, res.key, [(r.row, r) for r in res.rows])
+            for r in res.rows:
+                results[r.row] = _row_dict(r)
+            bar.update(len(res.rows))
+            res.rows = [r.row for r in res.rows]  # keep stats light
+            done_tasks.append(res)
+    return done_tasks
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# spec sweeps
+
+
+def _load_file_trace(spec: Spec, t):
+    from ..trace import read_trace
+
+    try:
+        return read_trace(t.file)
+    except FileNotFoundError:
+        raise spec.error(t.path + ("file",), f"no such trace file {str(t.file)!r}") from None
+    except FastsimError as exc:
+        raise spec.error(t.path + ("file",), str(exc)) from None
+
+
+def _models_for(spec: Spec, t, trace) -> tuple:
+    """The model profiles a trace runs with, checked against its shape."""
+    if spec.models is not None:
+        models = spec.models
+        paths = [("models", i) for i in range(len(models))]
+    elif t.model is not None and not isinstance(t.model, tuple):
+        try:
+            models = (model_profile(t.model),)
+        except FastsimError as exc:
+            raise spec.error(t.path + ("model",), str(exc)) from None
+        paths = [t.path + ("model",)]
+    elif trace is not None and trace.model is not None:
+        try:
+            models = (model_profile(trace.model),)
+        except FastsimError as exc:
+            raise spec.error(t.path + ("file",), f"the trace's model: {exc}") from None
+        paths = [t.path + ("file",)]
+    else:
+        raise spec.error(t.path, "the trace names no model profile: add model = NAME to it, or a top-level models list")
+    if trace is not None:
+        for m, path in zip(models, paths):
+            shape = (m.num_layers, m.num_experts, m.top_k)
+            have = (trace.num_layers, trace.num_experts, trace.top_k)
+            if shape != have:
+                raise spec.error(
+                    path, f"model {m.name!r} has (num_layers, num_experts, top_k) = {shape} but trace {t.name!r} has {have}"
+                )
+    return models
+
+
+def _generate(t, seed: int):
+    from ..trace.generate import generate_from_params
+
+    return generate_from_params(t.model, t.tokens, t.sequences, seed, t.params)
+
+
+def run_sweep(
+    spec,
+    n_jobs: int = 1,
+    backend: str = "loky",
+    scheduler=None,
+    out=None,
+    resume: bool = False,
+    progress: bool | None = None,
+    chunk_size: int | None = None,
+) -> GridRun:
+    """Run a sweep spec; see :func:`sweep`. Returns the table with task statistics and failures."""
+    _check_backend(backend)
+    jobs = _jobs(n_jobs)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    out_dir = Path(out) if out is not None else (spec.out or Path("results") / spec.name)
+    shard_dir = out_dir / "shards"
+    sched_root = out_dir / ".schedules"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"output folder {str(out_dir)!r} is a file")
+    if not resume and shard_dir.is_dir():
+        for old in shard_dir.glob("shard-*.parquet"):
+            old.unlink()
+    done = read_shards(shard_dir) if resume else {}
+
+    # models need the file traces' metadata; read each file once and keep it for its runs
+    files = {t.name: _load_file_trace(spec, t) for t in spec.traces if not t.generated}
+    models_for = {t.name: _models_for(spec, t, files.get(t.name)) for t in spec.traces}
+    configs, baseline_of = expand(spec, models_for)
+    by_trace: dict[str, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        by_trace.setdefault(cfg.trace, []).append(i)
+
+    rows: list[Row] = []
+    groups: list[_Group] = []
+    for t in spec.traces:
+        for run in range(spec.runs):
+            seed = t.run_seed(spec.seed, run)
+            trace = files[t.name] if not t.generated else None
+            if trace is None:
+                try:
+                    trace = _generate(t, seed)
+                except FastsimError as exc:
+                    raise spec.error(t.path, str(exc)) from None
+            meta = _meta(trace, t.name, run, seed)
+            hashes = {i: row_hash(configs[i], meta.fingerprint, run, seed) for i in by_trace.get(t.name, [])}
+            mine = [
+                Row(i, run, seed, configs[i], meta, hashes[i], hashes.get(baseline_of[i]) if baseline_of[i] is not None else None)
+                for i in by_trace.get(t.name, [])
+            ]
+            rows.extend(mine)
+            pending = [r for r in mine if r.hash not in done]
+            if pending:
+                groups.extend(_schedule_groups(trace, meta, pending, sched_root))
+            del trace
+        files.pop(t.name, None)
+
+    tasks = _tasks(groups, jobs, chunk_size, spec.imports)
+    task_results: list[TaskResult] = []
+    results = dict(done)
+    if tasks:
+        warm(cfg.strategy for g in groups for cfg in (r.config for r in g.rows))
+        task_results = _run_tasks(tasks, jobs, backend, scheduler, progress, shard_dir, results)
+    rows.sort(key=lambda r: (r.config_id, r.run))
+    table = build_table(rows, results, spec.spec_hash)
+    write_table(
+        table, out_dir / "results.parquet",
+        {"fastsim.spec_hash": spec.spec_hash, "fastsim.version": __version__, "fastsim.spec": json.dumps(spec.raw, default=str)},
+    )
+    _write_text(out_dir / "spec.json", json.dumps(spec.raw, indent=2, sort_keys=True, default=str) + "\n")
+    failures = [(r, results[r.hash]["error"]) for r in rows if results.get(r.hash, {}).get("error")]
+    return GridRun(table, task_results, failures, out_dir, skipped=len(done))
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def sweep(spec, n_jobs: int = 1, *, backend: str = "loky", scheduler=None, out=None, resume: bool = False,
+          progress: bool | None = False, chunk_size: int | None = None) -> pa.Table:
+    """Run a sweep spec and return its results table (also written to ``OUT/results.parquet``).
+
+    Parameters
+    ----------
+    spec : str, os.PathLike or Mapping
+        A TOML spec file (``docs/sweeps.md``) or the same document as a dict.
+    n_jobs : int
+        Worker processes (``-1``: one per CPU). The table does not depend on it.
+    backend : {"loky", "dask"}
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: a scheduler address (``tcp://host:8786``) or a client; a local
+        cluster on 127.0.0.1 with ``n_jobs`` workers when omitted.
+    out : path, optional
+        Output folder; default the spec's ``out``, else ``results/<spec name>``.
+    resume : bool
+        Keep the shards of an interrupted run and run only the missing configurations.
+    progress : bool or None
+        Progress bar on stderr (``None``: when stderr is a terminal).
+    chunk_size : int, optional
+        Configurations per task (default: about four tasks per worker, at most 64 each).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per configuration and run. Rows whose configuration raised carry its message in
+        ``error`` (check ``table["error"]``); the command line exits 1 for them.
+    """
+    return run_sweep(spec, n_jobs, backend, scheduler, out, resume, progress, chunk_size).table
+
+
+# ---------------------------------------------------------------------------------------------
+# grids from Python
+
+_CONFIG_KEYS = {"strategy", "model", "hardware", "cache_slots", "cache_bytes", "eviction", "batch_size", "max_prefetch_loads", "params"}
+
+
+def _config_from_mapping(trace, i: int, given, trace_name: str) -> Config:
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"configs[{i}]: expected a mapping of replay arguments, got {type(given).__name__}")
+    params = {k: v for k, v in given.items() if k not in _CONFIG_KEYS}
+    params.update(given.get("params") or {})
+    strategy = given.get("strategy", "on-demand")
+    try:
+        model = model_profile(given["model"] if given.get("model") is not None else trace.model)
+        hardware = hardware_profile(given.get("hardware", "rtx3090"))
+    except FastsimError as exc:
+        raise ConfigError(f"configs[{i}]: {exc}") from None
+    except TypeError:
+        raise ConfigError(f"configs[{i}]: the trace names no model profile: give model=NAME") from None
+    slots, nbytes = given.get("cache_slots"), given.get("cache_bytes")
+    if slots is not None and nbytes is not None:
+        raise ConfigError(f"configs[{i}]: give one of cache_slots and cache_bytes, not both")
+    try:
+        if nbytes is not None:
+            if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+                raise ValueError(f"cache_bytes must be an integer >= 0, got {nbytes!r}")
+            cache = parse_cache(f"{nbytes}B")
+        elif slots is not None:
+            cache = parse_cache(slots)
+        elif strategy == "on-demand":
+            cache = parse_cache("working-set")
+        else:
+            raise ValueError("give cache_slots (a number or 'working-set') or cache_bytes")
+    except ValueError as exc:
+        raise ConfigError(f"configs[{i}]: {exc}") from None
+    eviction = given.get("eviction", "lru")
+    if eviction not in ("lru", "belady"):
+        raise ConfigError(f"configs[{i}]: unknown eviction {eviction!r}: expected lru or belady")
+    batch = given.get("batch_size", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"configs[{i}]: batch_size must be an integer >= 1, got {batch!r}")
+    cap = given.get("max_prefetch_loads")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise ConfigError(f"configs[{i}]: max_prefetch_loads must be an integer >= 0 or None, got {cap!r}")
+    try:
+        return make_config(trace_name, model, hardware, batch, strategy, params, cache, eviction, cap)
+    except FastsimError as exc:
+        raise ConfigError(f"configs[{i}]: {exc}") from None
+
+
+def run_grid(
+    trace,
+    configs,
+    n_jobs: int = 1,
+    *,
+    backend: str = "loky",
+    scheduler=None,
+    baseline: bool = False,
+    progress: bool | None = False,
+    chunk_size: int | None = None,
+    trace_name: str = "trace",
+) -> GridRun:
+    """Replay one trace under many configurations with the sweep machinery.
+
+    Parameters
+    ----------
+    trace : Trace or path
+    configs : sequence of mappings
+        Keyword arguments of :func:`fastsim.replay` each (``strategy``, ``model``, ``hardware``,
+        ``cache_slots`` or ``cache_bytes``, ``eviction``, ``batch_size``, ``max_prefetch_loads``,
+        and the strategy's parameters, flat or under ``params``).
+    n_jobs, backend, scheduler, progress, chunk_size
+        As for :func:`sweep`.
+    baseline : bool
+        Add the default baseline (on-demand, working-set cache, LRU) for a ``speedup`` column;
+        baseline rows missing from ``configs`` are appended after them.
+
+    Returns
+    -------
+    GridRun
+        ``table`` has one row per entry of ``configs`` in order (then added baselines);
+        ``tasks`` tells per task which process ran it and whether it compiled anything.
+    """
+    from ..trace import Trace, read_trace
+
+    _check_backend(backend)
+    jobs = _jobs(n_jobs)
+    if not isinstance(trace, Trace):
+        trace = read_trace(trace)
+    cfgs = [_config_from_mapping(trace, i, c, trace_name) for i, c in enumerate(configs)]
+    base_cfgs: list[Config | None] = [None] * len(cfgs)
+    if baseline:
+        known = {c: i for i, c in enumerate(cfgs)}
+        for i, c in enumerate(list(cfgs)):
+            b = baseline_config(c, Baseline())
+            if b not in known:
+                known[b] = len(cfgs)
+                cfgs.append(b)
+                base_cfgs.append(None)
+            base_cfgs[i] = b
+        for i in range(len(base_cfgs)):
+            if base_cfgs[i] is None:
+                base_cfgs[i] = baseline_config(cfgs[i], Baseline())
+    meta = _meta(trace, trace_name, 0, None)
+    rows = []
+    for i, c in enumerate(cfgs):
+        h = row_hash(c, meta.fingerprint, 0, None)
+        bh = row_hash(base_cfgs[i], meta.fingerprint, 0, None) if base_cfgs[i] is not None else None
+        rows.append(Row(i, 0, None, c, meta, h, bh))
+    unique = list({r.hash: r for r in rows}.values())
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="fastsim-grid-") as tmp:
+        groups = _schedule_groups(trace, meta, unique, Path(tmp))
+        tasks = _tasks(groups, jobs, chunk_size, ())
+        warm(c.strategy for c in cfgs)
+        task_results = _run_tasks(tasks, jobs, backend, scheduler, progress, None, results)
+    table = build_table(rows, results, None)
+    failures = [(r, results[r.hash]["error"]) for r in rows if results[r.hash]["error"]]
+    return GridRun(table, task_results, failures, None)
+
+
+def replay_many(trace, configs, n_jobs: int = 1, *, backend: str = "loky", scheduler=None,
+                baseline: bool = False, progress: bool | None = False) -> pa.Table:
+    """Replay ``trace`` under every configuration of ``configs``; one table row per configuration.
+
+    The notebook face of :func:`run_grid` (same arguments); a configuration that raises gives a
+    row with its message in ``error``.
+
+    Examples
+    --------
+    >>> table = fastsim.replay_many(trace, [{"strategy": "top-k", "k": k, "cache_slots": 256}
+    ...                                     for k in (8, 16, 32)])
+    """
+    return run_grid(trace, configs, n_jobs, backend=backend, scheduler=scheduler, baseline=baseline, progress=progress).table

@@ -1,0 +1,186 @@
+"""Result tables: the column layout, shards written as tasks finish, and the merged table.
+
+A shard holds the measured part of finished rows (keyed by configuration hash); the full table is
+rebuilt from the spec's expansion and the shards, so a resumed sweep gives the same table as an
+uninterrupted one. Every file is written to a temporary name in its folder and renamed into place.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._version import __version__
+from ..replay import METRICS
+from ..strategies import BUILTIN_MODULES, get_strategy
+
+__all__ = ["METRIC_TYPES", "SHARD_SCHEMA", "write_shard", "read_shards", "build_table", "param_columns", "write_table"]
+
+_FLOAT_METRICS = {"hit_rate", "stall_s", "total_time_s", "tokens_per_s", "mean_resident"}
+#: Arrow type of every metric column.
+METRIC_TYPES = {m: pa.float64() if m in _FLOAT_METRICS else pa.int64() for m in METRICS}
+
+_MODEL_FIELDS = (
+    "num_layers", "num_experts", "top_k", "expert_bytes", "dense_bytes_per_layer",
+    "expert_flops_per_token", "dense_flops_per_token",
+)
+_HW_FIELDS = ("h2d_bytes_per_s", "transfer_latency_s", "mem_bytes_per_s", "flops_per_s", "memory_bytes", "launch_s")
+_INT_PROFILE = {"num_layers", "num_experts", "top_k", "expert_bytes", "dense_bytes_per_layer", "memory_bytes"}
+
+SHARD_SCHEMA = pa.schema(
+    [("config_hash", pa.string()), ("cache_slots", pa.int64()), ("error", pa.string()), ("wall_s", pa.float64())]
+    + [(m, t) for m, t in METRIC_TYPES.items()]
+)
+
+
+def _atomic_parquet(table: pa.Table, path: Path, metadata: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_table(table: pa.Table, path, metadata: dict | None = None) -> None:
+    """Write ``table`` as Parquet atomically (temporary file in the same folder, then rename)."""
+    _atomic_parquet(table, Path(path), metadata)
+
+
+def write_shard(folder, key: str, results: list) -> Path:
+    """Write finished rows: ``results`` is a list of ``(config_hash, RowResult)``."""
+    cols: dict[str, list] = {name: [] for name in SHARD_SCHEMA.names}
+    for h, r in results:
+        cols["config_hash"].append(h)
+        cols["cache_slots"].append(r.cache_slots)
+        cols["error"].append(r.error)
+        cols["wall_s"].append(r.wall_s)
+        for m in METRICS:
+            cols[m].append(None if r.metrics is None else r.metrics[m])
+    path = Path(folder) / f"shard-{key}.parquet"
+    _atomic_parquet(pa.table(cols, schema=SHARD_SCHEMA), path)
+    return path
+
+
+def read_shards(folder) -> dict[str, dict]:
+    """``{config_hash: row}`` of every complete shard in ``folder`` (temporary files ignored)."""
+    folder = Path(folder)
+    done: dict[str, dict] = {}
+    if not folder.is_dir():
+        return done
+    for path in sorted(folder.glob("shard-*.parquet")):
+        try:
+            table = pq.read_table(path, schema=SHARD_SCHEMA)
+        except (OSError, pa.ArrowInvalid):
+            continue  # an unreadable shard is re-run
+        for row in table.to_pylist():
+            done.setdefault(row["config_hash"], row)
+    return done
+
+
+def param_columns(strategies) -> list[tuple[str, pa.DataType]]:
+    """``(column, type)`` for every parameter of the built-in strategies and ``strategies``.
+
+    A column is ``param_<name>``; its type follows the parameter's kind (int64, float64, bool),
+    float64 where strategies sharing a name disagree.
+    """
+    kinds: dict[str, str] = {}
+    names = [get_strategy(m.replace("_", "-")).name for m in BUILTIN_MODULES] + list(strategies)
+    for s in dict.fromkeys(names):
+        for p in get_strategy(s).params:
+            if kinds.setdefault(p.name, p.kind) != p.kind:
+                kinds[p.name] = "float"
+    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    return [(f"param_{n}", types[k]) for n, k in kinds.items()]
+
+
+def _param_value(value: float, dtype: pa.DataType):
+    if pa.types.is_integer(dtype):
+        return int(value)
+    if pa.types.is_boolean(dtype):
+        return bool(value)
+    return float(value)
+
+
+def table_schema(strategies) -> pa.Schema:
+    fields = [
+        ("config_id", pa.int64()), ("run", pa.int64()), ("seed", pa.int64()),
+        ("trace", pa.string()), ("trace_fingerprint", pa.string()), ("trace_source", pa.string()),
+        ("strategy", pa.string()), ("model", pa.string()), ("hardware", pa.string()),
+        ("batch_size", pa.int64()), ("eviction", pa.string()), ("cache_request", pa.string()),
+        ("cache_slots", pa.int64()), ("max_prefetch_loads", pa.int64()),
+    ]
+    fields += param_columns(strategies)
+    fields += [(f"model_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _MODEL_FIELDS]
+    fields += [(f"hw_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _HW_FIELDS]
+    fields += list(METRIC_TYPES.items())
+    fields += [
+        ("speedup", pa.float64()), ("is_baseline", pa.bool_()), ("baseline_hash", pa.string()),
+        ("error", pa.string()), ("config_hash", pa.string()), ("spec_hash", pa.string()),
+        ("fastsim_version", pa.string()), ("wall_s", pa.float64()),
+    ]
+    return pa.schema(fields)
+
+
+def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> pa.Table:
+    """The results table, one row per entry of ``rows`` in that order.
+
+    ``rows`` holds objects with ``config_id, run, seed, config, meta, hash, baseline_hash``;
+    ``results`` maps configuration hashes to shard rows. Speedup is the baseline row's
+    ``total_time_s`` over this row's (null when either is missing, failed or zero).
+    """
+    schema = table_schema([r.config.strategy for r in rows])
+    cols: dict[str, list] = {name: [] for name in schema.names}
+    used_as_baseline = {r.baseline_hash for r in rows if r.baseline_hash is not None}
+    pcols = {f.name: f.type for f in schema if f.name.startswith("param_")}
+    for r in rows:
+        cfg = r.config
+        res = results.get(r.hash) or {}
+        cols["config_id"].append(r.config_id)
+        cols["run"].append(r.run)
+        cols["seed"].append(r.seed)
+        cols["trace"].append(cfg.trace)
+        cols["trace_fingerprint"].append(r.meta.fingerprint)
+        cols["trace_source"].append(r.meta.source)
+        cols["strategy"].append(cfg.strategy)
+        cols["model"].append(cfg.model.name)
+        cols["hardware"].append(cfg.hardware.name)
+        cols["batch_size"].append(cfg.batch_size)
+        cols["eviction"].append(cfg.eviction)
+        cols["cache_request"].append(cfg.cache.label)
+        cols["cache_slots"].append(res.get("cache_slots"))
+        cols["max_prefetch_loads"].append(cfg.max_prefetch_loads)
+        params = cfg.param_dict()
+        for name, dtype in pcols.items():
+            v = params.get(name[len("param_"):])
+            cols[name].append(None if v is None else _param_value(v, dtype))
+        for f in _MODEL_FIELDS:
+            cols[f"model_{f}"].append(getattr(cfg.model, f))
+        for f in _HW_FIELDS:
+            cols[f"hw_{f}"].append(getattr(cfg.hardware, f))
+        for m in METRICS:
+            cols[m].append(res.get(m))
+        speedup = None
+        base = results.get(r.baseline_hash) if r.baseline_hash is not None else None
+        if base and not base.get("error") and not res.get("error"):
+            mine, theirs = res.get("total_time_s"), base.get("total_time_s")
+            if mine and theirs is not None:
+                speedup = theirs / mine
+        cols["speedup"].append(speedup)
+        cols["is_baseline"].append(r.hash in used_as_baseline)
+        cols["baseline_hash"].append(r.baseline_hash)
+        cols["error"].append(res.get("error") if res else "not run")
+        cols["config_hash"].append(r.hash)
+        cols["spec_hash"].append(spec_hash)
+        cols["fastsim_version"].append(__version__)
+        cols["wall_s"].append(res.get("wall_s"))
+    return pa.table(cols, schema=schema)

@@ -1,0 +1,83 @@
+"""Schedules shared with workers: built once in the parent, saved as ``.npy``, mapped read-only.
+
+Every replay of a sweep over one ``(trace, batch size)`` pair reuses that pair's
+:class:`~fastsim.timeline.schedule.Schedule`. The parent builds it once and writes its arrays to a
+folder; workers map them with ``np.load(mmap_mode="r")`` (no copy, no pickling per task) and keep
+the mapping for later tasks. Every replay of a sweep sees read-only arrays -- in the parent too --
+so the kernels run with one numba type, the one the parent warms (``readonly=True`` arrays are a
+different type from writable ones, and a type the parent never compiled would be compiled again
+in every worker).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..timeline.schedule import Schedule
+
+__all__ = ["readonly", "save_schedule", "load_schedule", "schedule_dir_name"]
+
+_ARRAYS = ("active", "r_ptr", "r_experts", "r_counts", "r_next", "key_first")
+_MAPPED: "OrderedDict[str, Schedule]" = OrderedDict()
+_MAPPED_MAX = 64
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    v = np.asarray(a).view(np.ndarray)
+    v.flags.writeable = False
+    return v
+
+
+def readonly(sched: Schedule) -> Schedule:
+    """The same schedule with read-only views of its arrays (no copy)."""
+    return sched._replace(**{name: _ro(getattr(sched, name)) for name in _ARRAYS})
+
+
+def schedule_dir_name(fingerprint: str, batch_size: int, next_use: bool) -> str:
+    return f"{fingerprint}-b{batch_size}{'-nu' if next_use else ''}"
+
+
+def save_schedule(sched: Schedule, folder) -> Path:
+    """Write ``sched``'s arrays to ``folder`` (created atomically; kept if it already exists)."""
+    folder = Path(folder)
+    if (folder / "schedule.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name in _ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(sched, name)))
+        (tmp / "schedule.json").write_text(
+            json.dumps({"num_layers": sched.num_layers, "num_experts": sched.num_experts})
+        )
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "schedule.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_schedule(folder) -> Schedule:
+    """Map a saved schedule read-only; each process maps each folder once."""
+    key = os.fspath(folder)
+    sched = _MAPPED.get(key)
+    if sched is not None:
+        _MAPPED.move_to_end(key)
+        return sched
+    shape = json.loads((Path(key) / "schedule.json").read_text())
+    arrays = {name: _ro(np.load(Path(key) / f"{name}.npy", mmap_mode="r")) for name in _ARRAYS}
+    sched = Schedule(int(shape["num_layers"]), int(shape["num_experts"]), **arrays)
+    _MAPPED[key] = sched
+    if len(_MAPPED) > _MAPPED_MAX:
+        _MAPPED.popitem(last=False)
+    return sched

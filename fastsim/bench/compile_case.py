@@ -15,7 +15,7 @@ from .timing import median
 def compile_case(ctx) -> dict:
     import fastsim
 
-    from .probe import MODEL, _tiny_trace
+    from .probe import COMPILE_SCRIPT, MODEL, _tiny_trace
     from .replay_cases import HARDWARE, SLOTS
 
     # make sure the on-disk cache holds the on-demand kernels before the fresh process looks
@@ -23,7 +23,7 @@ def compile_case(ctx) -> dict:
     runs = []
     for i in range(ctx.repeat):
         ctx.log(f"compile: fresh process {i + 1} of {ctx.repeat}")
-        runs.append(run_probe("compile", "--tokens", str(ctx.tokens)))
+        runs.append(run_probe(str(ctx.tokens), script=COMPILE_SCRIPT))
 
     def med(field):
         return median([r[field] for r in runs])
@@ -41,6 +41,8 @@ def compile_case(ctx) -> dict:
         "numba_import_s": med("numba_import_s"),
         "replay_s": med("replay_s"),
         "kernel_s": med("kernel_s"),
+        "schedule_s": med("schedule_s"),
+        "fingerprint_s": med("fingerprint_s"),
         "accesses": accesses,
         "tokens": runs[0]["tokens"],
         "entry_loaded_from_cache": all(r["entry_cache_hits"] > 0 and r["entry_cache_misses"] == 0 for r in runs),

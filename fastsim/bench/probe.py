@@ -1,11 +1,9 @@
-"""Measurements that need a fresh process: ``python -m fastsim.bench.probe KIND --tokens N``.
+"""Measurements that need a fresh process; each prints one JSON object as its last output line.
 
-Prints one JSON object on its last line of standard output.
-
-``memory --eviction E``
+``python -m fastsim.bench.probe memory --tokens N --eviction E``
     Growth of peak resident memory while building the schedule and while running the on-demand
     kernel on a generated switch-base-128 trace (256 slots), against the routing array's size.
-``compile``
+``python -c COMPILE_SCRIPT N`` (compile)
     Time to import fastsim and run a first tiny replay from a warm compilation cache (after
     ``import numba``), then the time of a full replay of the generated trace.
 """
@@ -68,52 +66,70 @@ def memory(tokens: int, eviction: str) -> dict:
     }
 
 
-def compile_probe(tokens: int) -> dict:
-    t0 = time.perf_counter()
-    import numba  # noqa: F401  (its own import time is not fastsim's)
+#: Run by ``python -c`` so that nothing of fastsim is imported before the clock starts (``-m``
+#: would import the ``fastsim`` package first).
+COMPILE_SCRIPT = (
+    "import sys, time; t0 = time.perf_counter(); import numba; t1 = time.perf_counter(); "
+    "import fastsim; t2 = time.perf_counter(); from fastsim.bench.probe import compile_probe; "
+    "compile_probe(int(sys.argv[1]), t0, t1, t2)"
+)
 
-    t1 = time.perf_counter()
+
+def compile_probe(tokens: int, t0: float, t1: float, t2: float) -> None:
+    """The ``compile`` measurement; ``t0..t2`` are clock readings before and after the imports."""
     import fastsim
+
     from .replay_cases import HARDWARE, SLOTS, kernel_call
 
-    t2 = time.perf_counter()
+    t3 = time.perf_counter()
     tiny = _tiny_trace(12, 128)
     fastsim.replay(tiny, "on-demand", model=MODEL, hardware=HARDWARE, cache_slots=SLOTS)
-    t3 = time.perf_counter()
+    t4 = time.perf_counter()
     from ..strategies.on_demand import replay as entry
 
     cache_hits = sum(entry.stats.cache_hits.values())
     cache_misses = sum(entry.stats.cache_misses.values())
     trace = _generated(tokens)
-    t4 = time.perf_counter()
-    result = fastsim.replay(trace, "on-demand", model=MODEL, hardware=HARDWARE, cache_slots=SLOTS)
     t5 = time.perf_counter()
-    call, sched = kernel_call(trace, "lru")
+    result = fastsim.replay(trace, "on-demand", model=MODEL, hardware=HARDWARE, cache_slots=SLOTS)
     t6 = time.perf_counter()
-    call()
+    call, sched = kernel_call(trace, "lru")
     t7 = time.perf_counter()
-    return {
+    call()
+    t8 = time.perf_counter()
+    # a second trace object: the schedule alone, without the memo the replay above left
+    from ..timeline.schedule import build_schedule
+
+    fresh = _generated(tokens)
+    t9 = time.perf_counter()
+    build_schedule(fresh, 1, next_use=False)
+    t10 = time.perf_counter()
+    fresh.fingerprint()
+    t11 = time.perf_counter()
+    out = {
         "numba_import_s": t1 - t0,
-        "fastsim_import_s": t2 - t1,
-        "first_replay_s": t3 - t2,
-        "warm_load_s": t3 - t1,
+        "fastsim_import_s": t2 - t1 + (t3 - t2),
+        "first_replay_s": t4 - t3,
+        "warm_load_s": t4 - t1,
         "entry_cache_hits": int(cache_hits),
         "entry_cache_misses": int(cache_misses),
         "tokens": trace.num_tokens,
         "accesses": int(result.metrics["accesses"]),
-        "replay_s": t5 - t4,
-        "kernel_s": t7 - t6,
+        "replay_s": t6 - t5,
+        "kernel_s": t8 - t7,
+        "schedule_s": t10 - t9,
+        "fingerprint_s": t11 - t10,
     }
+    sys.stdout.write(json.dumps(out) + "\n")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastsim.bench.probe")
-    parser.add_argument("kind", choices=("memory", "compile"))
+    parser.add_argument("kind", choices=("memory",))
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--eviction", choices=("lru", "belady"), default="lru")
     args = parser.parse_args(argv)
-    out = memory(args.tokens, args.eviction) if args.kind == "memory" else compile_probe(args.tokens)
-    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.write(json.dumps(memory(args.tokens, args.eviction)) + "\n")
     return 0
 
 

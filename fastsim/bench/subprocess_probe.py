@@ -8,8 +8,10 @@ import sys
 __all__ = ["run_probe"]
 
 
-def run_probe(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "fastsim.bench.probe", *args]
+def run_probe(*args: str, script: str | None = None) -> dict:
+    """``python -m fastsim.bench.probe ARGS``, or ``python -c SCRIPT ARGS`` when given."""
+    head = ["-c", script] if script is not None else ["-m", "fastsim.bench.probe"]
+    cmd = [sys.executable, *head, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

@@ -109,7 +109,13 @@ def _take_calls(sites, batch: int, positions: int) -> tuple[np.ndarray, np.ndarr
             raise FastsimError(
                 f"router {site.name} ran {len(site.calls)} times in one forward pass, expected once"
             )
-        e, s = site.calls.pop()
+        call = site.calls.pop()
+        if call is None:
+            raise FastsimError(
+                f"router {site.name} ({type(site.module).__name__}) returned no expert selection and its "
+                "block passed none to an experts module; this transformers version is not supported"
+            )
+        e, s = call
         if e.shape[0] != batch * positions:
             raise FastsimError(
                 f"router {site.name} saw {e.shape[0]} tokens, expected batch {batch} x {positions} positions"
@@ -225,7 +231,7 @@ def capture_generation(
     finished = np.zeros(batch, dtype=bool)
 
     was_training = model.training
-    handles = register_hooks(sites)
+    handles = register_hooks(model, sites)
     model.eval()
     try:
         with torch.inference_mode():

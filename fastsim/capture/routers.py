@@ -52,6 +52,15 @@ def _search_root(model):
     return model
 
 
+def _first_int(module, parent, config, names):
+    for owner in (module, parent, config):
+        for name in names:
+            value = getattr(owner, name, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
 def find_routers(model) -> list[RouterSite]:
     """Router modules of ``model`` in model (layer) order.
 
@@ -63,20 +72,25 @@ def find_routers(model) -> list[RouterSite]:
         if module is root:
             prefix = name
             break
+    config = getattr(model, "config", None)
     sites = []
     for name, module in root.named_modules():
         cls = type(module).__name__
         full = f"{prefix}.{name}" if prefix and name else (prefix or name)
         if _TOP1_ROUTER.search(cls):
-            kind, top_k = "top1", 1
+            kind = "top1"
         elif _TOPK_ROUTER.search(cls):
-            kind, top_k = "topk", getattr(module, "top_k", None)
+            kind = "topk"
         else:
             continue
-        num_experts = getattr(module, "num_experts", None)
-        if not isinstance(num_experts, int) or not isinstance(top_k, int):
+        # Some releases keep E and K on the MoE block or only in the config, not on the router.
+        parent = model.get_submodule(full.rsplit(".", 1)[0]) if "." in full else model
+        num_experts = _first_int(module, parent, config, ("num_experts", "n_routed_experts", "num_local_experts"))
+        top_k = 1 if kind == "top1" else _first_int(module, parent, config, ("top_k", "num_experts_per_tok"))
+        if num_experts is None or top_k is None:
             raise FastsimError(
-                f"router {full} ({cls}) has no integer num_experts/top_k attributes; cannot size the trace"
+                f"router {full} ({cls}) gives no expert count or top_k (module, block or config); "
+                "cannot size the trace"
             )
         sites.append(RouterSite(full, module, kind, num_experts, top_k))
     if not sites:
@@ -94,46 +108,80 @@ def find_routers(model) -> list[RouterSite]:
     return sites
 
 
-def read_router_output(site: RouterSite, output):
-    """``(experts, scores)`` of one router call, shapes ``(tokens, K)``, int64 and float32 numpy."""
+def _tensors(values):
     import torch
 
-    if not isinstance(output, (tuple, list)):
-        raise FastsimError(
-            f"router {site.name} returned {type(output).__name__}, expected a tuple with the chosen "
-            "experts; this transformers version routes differently (transformers >= 5 is needed)"
-        )
-    if site.kind == "top1":
-        mask, probs = output[0], output[1]
-        mask = mask.reshape(-1, site.num_experts)
-        chosen = mask.argmax(dim=-1)
-        kept = mask.sum(dim=-1) > 0
-        experts = torch.where(kept, chosen, torch.full_like(chosen, -1)).unsqueeze(-1)
-        scores = torch.where(kept, probs.reshape(-1).float(), torch.zeros((), dtype=torch.float32))
-        scores = scores.unsqueeze(-1)
-    else:
-        indices = [t for t in output if torch.is_tensor(t) and not t.is_floating_point()]
-        if len(indices) != 1:
-            raise FastsimError(
-                f"router {site.name} returned {len(indices)} integer tensors, expected one (the chosen experts)"
-            )
-        experts = indices[0].reshape(-1, site.top_k)
-        # The weights sit beside the indices, (logits, weights, indices) in every family so far.
-        weights = [
-            t for t in output[1:] if torch.is_tensor(t) and t.is_floating_point() and t.numel() == experts.numel()
-        ]
-        scores = weights[0].reshape(-1, site.top_k).float() if weights else torch.zeros(experts.shape)
-        order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-        experts = experts.gather(-1, order)
-        scores = scores.gather(-1, order)
+    return [v for v in values if torch.is_tensor(v)]
+
+
+def _topk_from_tensors(site: RouterSite, tensors):
+    """Chosen ids (the one integer tensor) and their weights (a float tensor of the same size)."""
+    import torch
+
+    indices = [t for t in tensors if not t.is_floating_point() and t.dtype != torch.bool]
+    if len(indices) != 1:
+        return None
+    experts = indices[0].reshape(-1, site.top_k)
+    weights = [t for t in tensors if t.is_floating_point() and t.numel() == experts.numel()]
+    # (logits, weights, indices) is every family's order; with K == E the logits also match in size.
+    scores = weights[-1].reshape(-1, site.top_k).float() if weights else torch.zeros(experts.shape)
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    return experts.gather(-1, order), scores.gather(-1, order)
+
+
+def _top1_from_tensors(site: RouterSite, tensors):
+    """Switch: the integer one-hot dispatch mask (zero row = over capacity) and the ``(..., 1)`` max prob."""
+    import torch
+
+    masks = [t for t in tensors if not t.is_floating_point() and t.shape[-1] == site.num_experts]
+    probs = [t for t in tensors if t.is_floating_point() and t.shape[-1] == 1]
+    if len(masks) != 1 or len(probs) != 1:
+        return None
+    mask = masks[0].reshape(-1, site.num_experts)
+    chosen = mask.argmax(dim=-1)
+    kept = mask.sum(dim=-1) > 0
+    experts = torch.where(kept, chosen, torch.full_like(chosen, -1)).unsqueeze(-1)
+    # A dropped token's expert output is not added at all: its weight is 0.
+    scores = torch.where(kept, probs[0].reshape(-1).float(), torch.zeros((), dtype=torch.float32))
+    return experts, scores.unsqueeze(-1)
+
+
+def _to_numpy(pair):
+    import torch
+
+    experts, scores = pair
     return (
         experts.detach().to("cpu", torch.int64).numpy(),
         scores.detach().to("cpu", torch.float32).numpy().astype(np.float32, copy=False),
     )
 
 
-def register_hooks(sites: list[RouterSite]) -> list:
-    """Attach a recording forward hook to every site; returns the handles to remove."""
+def read_router_output(site: RouterSite, output):
+    """``(experts, scores)`` of one router call, shapes ``(tokens, K)``, int64 and float32 numpy;
+    None when the router returned no selection (only logits)."""
+    tensors = _tensors(output if isinstance(output, (tuple, list)) else (output,))
+    reader = _top1_from_tensors if site.kind == "top1" else _topk_from_tensors
+    pair = reader(site, tensors)
+    return None if pair is None else _to_numpy(pair)
+
+
+def _experts_module(model, site_name: str):
+    """The ``experts`` sibling of a router (``...mlp.gate`` -> ``...mlp.experts``), or None."""
+    parent = site_name.rsplit(".", 1)[0] if "." in site_name else ""
+    try:
+        block = model.get_submodule(parent)
+    except AttributeError:
+        return None
+    return getattr(block, "experts", None)
+
+
+def register_hooks(model, sites: list[RouterSite]) -> list:
+    """Attach recording hooks to every site; returns the handles to remove.
+
+    Each router call appends its selection to ``site.calls``. Where a router returns only logits
+    (DeepSeek-V3 before its router returned the selection), the block passes the chosen ids and
+    weights to its ``experts`` module, and a pre-hook there fills the entry in.
+    """
     handles = []
     for site in sites:
 
@@ -141,4 +189,14 @@ def register_hooks(sites: list[RouterSite]) -> list:
             _site.calls.append(read_router_output(_site, output))
 
         handles.append(site.module.register_forward_hook(hook))
+        experts = _experts_module(model, site.name) if site.kind == "topk" else None
+        if experts is not None:
+
+            def pre_hook(module, args, kwargs, _site=site):
+                if _site.calls and _site.calls[-1] is None:
+                    pair = _topk_from_tensors(_site, _tensors([*args, *kwargs.values()]))
+                    if pair is not None:
+                        _site.calls[-1] = _to_numpy(pair)
+
+            handles.append(experts.register_forward_pre_hook(pre_hook, with_kwargs=True))
     return handles

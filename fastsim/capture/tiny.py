@@ -102,6 +102,6 @@ def tiny_model(name: str, seed: int = 0, **overrides):
         for site in find_routers(model):
             weight = getattr(site.module, "weight", None)
             if weight is None:
-                weight = site.module.classifier.weight
+                weight = site.module.classifier.weight  # Switch
             weight.normal_(0.0, 2.0 / weight.shape[-1] ** 0.5)
     return model.float().eval()

@@ -199,6 +199,16 @@ def test_switch_capacity_overflow_is_minus_one():
     assert (trace.scores[dropped] == 0).all()
 
 
+def test_switch_base_128_layout_gives_the_decoder_profile_shape():
+    from fastsim.capture.routers import find_routers
+
+    # switch-base-128: 12 decoder blocks, every second one sparse, 128 experts, top-1.
+    model = tiny_model("tiny-switch", num_decoder_layers=12, num_layers=12, num_experts=128, d_ff=8)
+    sites = find_routers(model)
+    assert [s.name for s in sites] == [f"decoder.block.{i}.layer.2.mlp.router" for i in (1, 3, 5, 7, 9, 11)]
+    assert {(s.num_experts, s.top_k) for s in sites} == {(128, 1)}
+
+
 def test_bad_inputs_raise_fastsim_errors():
     model = tiny_model("tiny-olmoe", seed=0)
     right_padded = torch.tensor([[5, 6, 7], [8, 9, 0]])

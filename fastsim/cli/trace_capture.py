@@ -100,6 +100,10 @@ def run(args) -> int:
         if args.prompts is not None:
             raise FastsimError("--prompts needs --model-dir (a tiny --config model has no tokenizer)")
         model = tiny_model(args.config, seed=args.seed)
+        try:
+            model = model.to(args.device)
+        except (RuntimeError, AssertionError) as exc:
+            raise FastsimError(f"--device {args.device}: {exc}") from None
         prompts = _random_prompts(args)
         batches = [
             (prompts[i : i + args.batch_size], None) for i in range(0, len(prompts), args.batch_size)

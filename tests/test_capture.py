@@ -277,12 +277,16 @@ def test_cli_model_dir_matches_api(tmp_path):
     assert main(["trace", "capture", "--model-dir", str(tmp_path / "m"), "--out", str(tmp_path / "x.parquet")]) == 2
 
 
-def test_missing_torch_gives_install_hint(monkeypatch):
+def test_missing_torch_gives_install_hint(monkeypatch, tmp_path, capsys):
     from fastsim.capture import _deps
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(FastsimError, match=r"fastsim\[capture\]"):
         _deps.require_torch()
+    out = tmp_path / "t.parquet"
+    assert main(["trace", "capture", "--config", "tiny-mixtral", "--out", str(out)]) == 2
+    assert "fastsim[capture]" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_importing_fastsim_does_not_import_torch():

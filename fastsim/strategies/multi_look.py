@@ -64,12 +64,14 @@ _M63 = np.uint64(63)
 
 # Slots of the derived integer settings in ``cfg`` (state[0]).
 _P, _MAXPRED, _MAXPAT, _MAXSUC, _PERIOD, _WINDOW, _TINT, _TMASK, _WORDS, _ARENA = range(10)
+# Fields of a pattern record (``pat[l, r]``) and of a counted next-expert node (``nodes[l, n]``).
+_START, _CNT, _SUM, _HEAD = range(4)
+_NEXP, _NCNT, _NSUM, _NNEXT = range(4)
+# Per-layer totals (``lay[l]``), the previous step's lookup (record, or ``-1 - slot``) and the
+# index slots in use.
+_NPAT, _NSUC, _NNODE, _FOUND, _SLOTS = range(5)
 
-# Cap on the integer thresholds: counts never get near it.
-_BIG = 1 << 62
-
-
-@kernel
+@kernel(inline="always", error_model="numpy")
 def _pattern_hash(r_ptr, r_experts, num_layers, l, start, length):
     """64-bit hash of the ``length`` sets of layer ``l`` from step ``start`` (set boundaries kept)."""
     h = _SEED
@@ -83,7 +85,7 @@ def _pattern_hash(r_ptr, r_experts, num_layers, l, start, length):
     return h ^ (h >> _S31)
 
 
-@kernel
+@kernel(inline="always", error_model="numpy")
 def _same_pattern(r_ptr, r_experts, num_layers, l, a, b, length):
     """Whether the patterns of layer ``l`` starting at steps ``a`` and ``b`` are equal."""
     if a == b:
@@ -102,46 +104,64 @@ def _same_pattern(r_ptr, r_experts, num_layers, l, a, b, length):
     return True
 
 
-@kernel
-def _find(state, sched, l, h, start):
+# Index slots a layer starts with; the index doubles as patterns arrive.
+_FIRST_SLOTS = 1024
+
+
+@kernel(inline="always", error_model="numpy")
+def _find(index, pat, pbits, tmask, words, r_ptr, r_experts, num_layers, l, h, start, length):
     """Record of the pattern of layer ``l`` starting at ``start`` (hash ``h``), or ``-1 - slot``.
 
-    A slot is live only when it names a record whose back-pointer names the slot again, so the
-    index never needs clearing. The index is at most half full, so probing ends.
+    The slots in use are at most half full, so probing ends; equal hashes are confirmed by
+    comparing the sets themselves in the schedule.
     """
-    cfg = state[0]
-    index = state[1]
-    pat_hash = state[2]
-    pat_start = state[3]
-    pat_slot = state[7]
-    npat = state[9][l]
-    tmask = np.uint64(cfg[_TMASK])
-    slot = np.int64(h & tmask)
+    slot = np.int64(h & np.uint64(tmask))
     while True:
         r = np.int64(index[l, slot])
-        if r < 0 or r >= npat or pat_slot[l, r] != slot:
+        if r < 0:
             return -1 - slot
-        if pat_hash[l, r] == h and _same_pattern(
-            sched.r_ptr, sched.r_experts, sched.num_layers, l, pat_start[l, r], start, cfg[_P]
-        ):
+        if pbits[l, r, words] == h and _same_pattern(r_ptr, r_experts, num_layers, l, pat[l, r, _START], start, length):
             return r
-        slot = (slot + 1) & cfg[_TMASK]
+        slot = (slot + 1) & tmask
 
 
-@kernel
-def _bump(counts, i, j, k, mask, row_a, row_b, tint):
-    """Count one more ``k`` in row ``(i, j)``; set its bit once the count reaches ``tint``."""
-    c = counts[i, j, k]
+@kernel(error_model="numpy")
+def _grow(index, pbits, lay, l, words):
+    """Double layer ``l``'s index slots in use and re-insert its patterns by their stored hash."""
+    slots = lay[l, _SLOTS] * 2
+    lay[l, _SLOTS] = slots
+    mask = slots - 1
+    index[l, :slots] = -1
+    for r in range(lay[l, _NPAT]):
+        slot = np.int64(pbits[l, r, words] & np.uint64(mask))
+        while index[l, slot] >= 0:
+            slot = (slot + 1) & mask
+        index[l, slot] = r
+
+
+@kernel(inline="always", error_model="numpy")
+def _bump(counts, bits, l, row, k, tint):
+    """Count one more ``k`` in row ``row``; set its bit once the count reaches ``tint``."""
+    c = np.int64(counts[l, row, k])
     if c < tint:
         c += 1
-        counts[i, j, k] = c
+        counts[l, row, k] = c
         if c == tint:
-            mask[row_a, row_b, k >> 6] |= _U1 << np.uint64(k & 63)
+            bits[l, row, k >> 6] |= _U1 << np.uint64(k & 63)
 
 
 @kernel
 def init(num_layers, num_experts, top_k, params):
-    """Empty pattern tables, co-occurrence and temporal counts for every layer."""
+    """Empty pattern tables, co-occurrence and temporal counts for every layer.
+
+    Returns ``(cfg, index, pat, pbits, nodes, lay, prev, counts, bits, scratch)``: settings; the
+    pattern index ``(L, slots)`` int32; pattern records ``(L, max_patterns, 4)`` int64 (first
+    start, occurrences, sum of starts, first node); ``(L, max_patterns, W + 1)``
+    uint64 next-expert bits and hash; counted next-expert nodes ``(L, n, 4)`` int64 (expert,
+    occurrences, sum of starts, next node); per-layer totals, last lookup and slots in use ``(L, 5)`` int64; the previous
+    step's pattern hash ``(L,)`` uint64; counts ``(L, E + period, E)`` int32 (kept up to the threshold) and bits
+    ``(L, E + period, W)`` uint64 (co-occurrence rows, then temporal rows); scratch ``(2, W)``.
+    """
     length = np.int64(params[0])
     min_freq = params[2]
     max_pat = np.int64(params[4])
@@ -152,9 +172,7 @@ def init(num_layers, num_experts, top_k, params):
     tsize = 2
     while tsize < 2 * max_pat:
         tsize *= 2
-    tint = _BIG
-    if min_freq < _BIG:
-        tint = max(np.int64(1), np.int64(math.ceil(min_freq)))
+    tint = max(np.int64(1), np.int64(math.ceil(min_freq)))
     arena = max_suc if min_freq * 0.3 > 1.0 else 0
     cfg = np.empty(10, np.int64)
     cfg[_P] = length
@@ -168,146 +186,126 @@ def init(num_layers, num_experts, top_k, params):
     cfg[_WORDS] = words
     cfg[_ARENA] = arena
     L = num_layers
+    first = min(tsize, _FIRST_SLOTS)
+    index = np.empty((L, tsize), np.int32)
+    index[:, :first] = -1
+    lay = np.zeros((L, 5), np.int64)
+    lay[:, _SLOTS] = first
     return (
         cfg,
-        np.empty((L, tsize), np.int32),  # 1 index: slot -> record (validated by pat_slot)
-        np.empty((L, max_pat), np.uint64),  # 2 pattern hash
-        np.empty((L, max_pat), np.int64),  # 3 step of the pattern's first recorded set
-        np.empty((L, max_pat), np.int64),  # 4 occurrences c
-        np.empty((L, max_pat), np.int64),  # 5 sum of occurrence start steps S
-        np.empty((L, max_pat), np.int32),  # 6 first counted next-expert node, -1 none
-        np.empty((L, max_pat), np.int32),  # 7 index slot of the record (back-pointer)
-        np.empty((L, max_pat, words), np.uint64),  # 8 next experts past their threshold
-        np.zeros(L, np.int64),  # 9 patterns recorded
-        np.empty((L, max(arena, 1)), np.int32),  # 10 node expert
-        np.empty((L, max(arena, 1)), np.int64),  # 11 node occurrences
-        np.empty((L, max(arena, 1)), np.int64),  # 12 node sum of starts
-        np.empty((L, max(arena, 1)), np.int32),  # 13 next node, -1 none
-        np.zeros(L, np.int64),  # 14 (pattern, next expert) pairs recorded
-        np.zeros(L, np.int64),  # 15 nodes allocated
-        np.zeros(L, np.uint64),  # 16 hash of the previous step's current pattern
-        np.zeros((L, num_experts, num_experts), np.int64),  # 17 co-occurrence counts (to tint)
-        np.zeros((L, num_experts, words), np.uint64),  # 18 co-occurrence bits past tint
-        np.zeros((L, period, num_experts), np.int64),  # 19 temporal counts (to tint)
-        np.zeros((L, period, words), np.uint64),  # 20 temporal bits past tint
-        np.zeros(words, np.uint64),  # 21 scratch: predicted set
-        np.zeros(words, np.uint64),  # 22 scratch: new next experts
+        index,
+        np.empty((L, max_pat, 4), np.int64),
+        np.empty((L, max_pat, words + 1), np.uint64),
+        np.empty((L, max(arena, 1), 4), np.int64),
+        lay,
+        np.zeros(L, np.uint64),
+        np.zeros((L, num_experts + period, num_experts), np.int32),
+        np.zeros((L, num_experts + period, words), np.uint64),
+        np.zeros((2, words), np.uint64),
     )
 
 
-@kernel
-def _record_occurrence(state, sched, l, s, experts):
-    """Count the pattern occurrence that ends at step ``s - 1`` and is followed by ``experts``."""
-    cfg = state[0]
-    length = cfg[_P]
-    start = s - length
-    h = state[16][l]
-    r = _find(state, sched, l, h, start)
-    npat = state[9]
+@kernel(inline="always", error_model="numpy")
+def _record_occurrence(cfg, index, pat, pbits, nodes, lay, fresh, l, start, h, experts):
+    """Count the occurrence of the pattern (hash ``h``) starting at step ``start``, followed by ``experts``."""
+    words = cfg[_WORDS]
+    # the table is unchanged since the previous step looked this pattern up
+    r = lay[l, _FOUND]
     if r < 0:
-        if npat[l] >= cfg[_MAXPAT]:
+        if lay[l, _NPAT] >= cfg[_MAXPAT]:
             return  # table full: a new pattern is not recorded
         slot = -1 - r
-        r = npat[l]
-        npat[l] = r + 1
-        state[1][l, slot] = r
-        state[7][l, r] = slot
-        state[2][l, r] = h
-        state[3][l, r] = start
-        state[4][l, r] = 0
-        state[5][l, r] = 0
-        state[6][l, r] = -1
-        state[8][l, r, :] = _U0
-    state[4][l, r] += 1
-    state[5][l, r] += start
-    bits = state[8]
-    nsuc = state[14]
+        r = lay[l, _NPAT]
+        lay[l, _NPAT] = r + 1
+        index[l, slot] = r
+        pat[l, r, _START] = start
+        pat[l, r, _CNT] = 0
+        pat[l, r, _SUM] = 0
+        pat[l, r, _HEAD] = -1
+        for w in range(words):
+            pbits[l, r, w] = _U0
+        pbits[l, r, words] = h
+        if 2 * (r + 1) > lay[l, _SLOTS]:
+            _grow(index, pbits, lay, l, words)
+    pat[l, r, _CNT] += 1
+    pat[l, r, _SUM] += start
+    max_suc = cfg[_MAXSUC]
     if cfg[_ARENA] == 0:
         # a new pair's count is 1 at once, already past the threshold
         for e in experts:
             w = e >> 6
             b = _U1 << np.uint64(e & 63)
-            if bits[l, r, w] & b == _U0 and nsuc[l] < cfg[_MAXSUC]:
-                nsuc[l] += 1
-                bits[l, r, w] |= b
+            if pbits[l, r, w] & b == _U0 and lay[l, _NSUC] < max_suc:
+                lay[l, _NSUC] += 1
+                pbits[l, r, w] |= b
         return
-    fresh = state[22]
-    fresh[:] = _U0
+    for w in range(words):
+        fresh[w] = _U0
     for e in experts:
         fresh[e >> 6] |= _U1 << np.uint64(e & 63)
-    for w in range(fresh.shape[0]):
-        fresh[w] &= ~bits[l, r, w]
-    node_exp = state[10]
-    node_cnt = state[11]
-    node_sum = state[12]
-    node_next = state[13]
-    n = state[6][l, r]
+    for w in range(words):
+        fresh[w] &= ~pbits[l, r, w]
+    n = pat[l, r, _HEAD]
     while n >= 0:
-        e = node_exp[l, n]
+        e = nodes[l, n, _NEXP]
         b = _U1 << np.uint64(e & 63)
         if fresh[e >> 6] & b != _U0:
-            node_cnt[l, n] += 1
-            node_sum[l, n] += start
+            nodes[l, n, _NCNT] += 1
+            nodes[l, n, _NSUM] += start
             fresh[e >> 6] ^= b
-        n = node_next[l, n]
-    nodes = state[15]
-    for w in range(fresh.shape[0]):
+        n = nodes[l, n, _NNEXT]
+    for w in range(words):
         word = fresh[w]
         while word != _U0:
             e = w * 64 + np.int64(trailing_zeros(word))
             word &= word - _U1
-            if nsuc[l] >= cfg[_MAXSUC]:
+            if lay[l, _NSUC] >= max_suc:
                 return  # successor table full: a new pair is not recorded
-            nsuc[l] += 1
-            n = nodes[l]
-            nodes[l] = n + 1
-            node_exp[l, n] = e
-            node_cnt[l, n] = 1
-            node_sum[l, n] = start
-            node_next[l, n] = state[6][l, r]
-            state[6][l, r] = n
+            lay[l, _NSUC] += 1
+            n = lay[l, _NNODE]
+            lay[l, _NNODE] = n + 1
+            nodes[l, n, _NEXP] = e
+            nodes[l, n, _NCNT] = 1
+            nodes[l, n, _NSUM] = start
+            nodes[l, n, _NNEXT] = pat[l, r, _HEAD]
+            pat[l, r, _HEAD] = n
 
 
-@kernel
-def _pattern_prediction(state, params, sched, l, s, acc):
-    """OR into ``acc`` the next experts the current pattern predicts; remember its hash."""
-    cfg = state[0]
+@kernel(inline="always", error_model="numpy")
+def _pattern_prediction(cfg, index, pat, pbits, nodes, lay, min_freq, sched, l, s, h, acc):
+    """OR into ``acc`` the next experts the current pattern (hash ``h``) predicts at step ``s``."""
     length = cfg[_P]
-    start = s - length + 1
-    h = _pattern_hash(sched.r_ptr, sched.r_experts, sched.num_layers, l, start, length)
-    state[16][l] = h
-    r = _find(state, sched, l, h, start)
+    words = cfg[_WORDS]
+    r = _find(index, pat, pbits, lay[l, _SLOTS] - 1, words, sched.r_ptr, sched.r_experts,
+              sched.num_layers, l, h, s - length + 1, length)
+    lay[l, _FOUND] = r
     if r < 0:
         return
     age = s + 1 - length
-    frequency = state[4][l, r] * age - state[5][l, r]
-    if not np.float64(frequency) >= params[2]:
+    if not np.float64(pat[l, r, _CNT] * age - pat[l, r, _SUM]) >= min_freq:
         return
-    bits = state[8]
     if cfg[_ARENA] > 0:
-        threshold = params[2] * 0.3
-        node_exp = state[10]
-        node_next = state[13]
+        threshold = min_freq * 0.3
         prev = -1
-        n = state[6][l, r]
+        n = pat[l, r, _HEAD]
         while n >= 0:
-            after = node_next[l, n]
-            if np.float64(state[11][l, n] * age - state[12][l, n]) >= threshold:
-                e = node_exp[l, n]
-                bits[l, r, e >> 6] |= _U1 << np.uint64(e & 63)
+            after = nodes[l, n, _NNEXT]
+            if np.float64(nodes[l, n, _NCNT] * age - nodes[l, n, _NSUM]) >= threshold:
+                e = nodes[l, n, _NEXP]
+                pbits[l, r, e >> 6] |= _U1 << np.uint64(e & 63)
                 # past the threshold for good: drop the node from the pattern's list
                 if prev < 0:
-                    state[6][l, r] = after
+                    pat[l, r, _HEAD] = after
                 else:
-                    node_next[l, prev] = after
+                    nodes[l, prev, _NNEXT] = after
             else:
                 prev = n
             n = after
-    for w in range(acc.shape[0]):
-        acc[w] |= bits[l, r, w]
+    for w in range(words):
+        acc[w] |= pbits[l, r, w]
 
 
-@kernel
+@kernel(error_model="numpy")
 def observe(state, params, sched, s, l, experts, counts, out):
     """Update layer ``l``'s patterns with its set at step ``s`` and write its predicted keys.
 
@@ -315,7 +313,7 @@ def observe(state, params, sched, s, l, experts, counts, out):
     ``l * E + e`` of the predicted experts, ascending, at most ``max_predictions``, into ``out``
     (int64) and returns how many.
     """
-    cfg = state[0]
+    cfg, index, pat, pbits, nodes, lay, prev, cnt, bits, scratch = state
     length = cfg[_P]
     history = s + 1
     if history < length:
@@ -325,50 +323,50 @@ def observe(state, params, sched, s, l, experts, counts, out):
     r_ptr = sched.r_ptr
     r_experts = sched.r_experts
     tint = cfg[_TINT]
+    acc = scratch[0]
 
-    # 1. sequence patterns: one new occurrence per call (the seed re-counts all of them)
+    # 1. sequence patterns: one new occurrence per call (the seed re-counts all of them); its
+    # pattern is the one that was current at the previous step, whose hash is kept
     if history >= length + 1:
-        _record_occurrence(state, sched, l, s, experts)
+        _record_occurrence(cfg, index, pat, pbits, nodes, lay, scratch[1], l, s - length, prev[l], experts)
 
     # 2. co-occurrence: the last transition, once per call
-    co_cnt = state[17]
-    co_bits = state[18]
     if history >= 2:
         p = (s - 1) * num_layers + l
         for j in range(r_ptr[p], r_ptr[p + 1]):
             a = r_experts[j]
             for b in experts:
-                _bump(co_cnt, l, a, b, co_bits, l, a, tint)
+                _bump(cnt, bits, l, a, b, tint)
 
     # 3. temporal positions: the recent window, re-added on every call; below the window the
     # positions start negative and wrap like Python's %
-    tm_cnt = state[19]
-    tm_bits = state[20]
     period = cfg[_PERIOD]
     window = cfg[_WINDOW]
     m = min(history, window)
     for idx in range(m):
-        j = history - m + idx
-        pos = (history - window + idx) % period
-        p = j * num_layers + l
+        p = (history - m + idx) * num_layers + l
+        row = num_experts + (history - window + idx) % period
         for q in range(r_ptr[p], r_ptr[p + 1]):
-            _bump(tm_cnt, l, pos, r_experts[q], tm_bits, l, pos, tint)
+            _bump(cnt, bits, l, row, r_experts[q], tint)
 
-    # predictions: union of the components as a bit set (transition chains never predict)
-    acc = state[21]
-    acc[:] = _U0
-    _pattern_prediction(state, params, sched, l, s, acc)
+    # predictions: the union of the components as a bit set (transition chains never predict)
+    words = cfg[_WORDS]
+    for w in range(words):
+        acc[w] = _U0
+    h = _pattern_hash(r_ptr, r_experts, num_layers, l, s - length + 1, length)
+    prev[l] = h
+    _pattern_prediction(cfg, index, pat, pbits, nodes, lay, params[2], sched, l, s, h, acc)
     for a in experts:
-        for w in range(acc.shape[0]):
-            acc[w] |= co_bits[l, a, w]
-    pos = s % period
-    for w in range(acc.shape[0]):
-        acc[w] |= tm_bits[l, pos, w]
+        for w in range(words):
+            acc[w] |= bits[l, a, w]
+    row = num_experts + s % period
+    for w in range(words):
+        acc[w] |= bits[l, row, w]
 
     base = l * num_experts
     n = 0
     limit = cfg[_MAXPRED]
-    for w in range(acc.shape[0]):
+    for w in range(words):
         word = acc[w]
         while word != _U0 and n < limit:
             out[n] = base + w * 64 + np.int64(trailing_zeros(word))
@@ -408,7 +406,7 @@ STRATEGY = StrategyDef(
             3,
             "float",
             0.0,
-            1e15,
+            1e9,
             doc="count a pattern, co-occurrence or temporal entry needs to predict (0.3 of it for next experts)",
         ),
         Param("max_predictions", 32, "int", 1, _INT_MAX, doc="most experts predicted per layer and step"),

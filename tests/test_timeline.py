@@ -65,6 +65,18 @@ def test_on_demand_equals_reference(trace, batch, eviction):
     _same(fastsim.replay(trace, "on-demand", **kw), replay_reference(trace, "on-demand", **kw))
 
 
+@given(trace=traces(), batch=st.integers(1, 8), extra=st.integers(0, 50), eviction=st.sampled_from(["lru", "belady"]))
+def test_demand_only_path_equals_general_core(trace, batch, extra, eviction):
+    # on-demand runs a specialised timeline; a strategy that wants nothing runs the general one
+    fixed_keys_strategy()
+    C = schedule_for(trace, batch, True).max_working_set + extra
+    kw = dict(
+        model=model_for(trace.num_layers, trace.num_experts, trace.top_k), hardware=hardware(1e9, 2e-8),
+        cache_slots=C, eviction=eviction, batch_size=batch, per_step=True, record=True,
+    )
+    _same(fastsim.replay(trace, "on-demand", **kw), fastsim.replay(trace, "test-fixed-keys", count=0, **kw))
+
+
 @given(trace=traces(), batch=st.integers(1, 8), want=st.integers(0, 8), eviction=st.sampled_from(["lru", "belady"]))
 def test_infinite_bandwidth_never_stalls(trace, batch, want, eviction):
     fixed_keys_strategy()

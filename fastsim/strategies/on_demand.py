@@ -6,7 +6,7 @@ The seed's baseline cache holds only the working set (``cache_slots="working-set
 import numpy as np
 
 from .._jit import kernel
-from ..timeline.core import run_timeline
+from ..timeline.demand import run_demand_only
 from . import StrategyDef
 
 
@@ -22,7 +22,8 @@ def observe(state, params, sched, s, l, experts, counts, out):
 
 @kernel
 def replay(sched, cost, config, params):
-    return run_timeline(sched, cost, config, params, init, observe)
+    # never prefetches: the demand-only timeline gives the general core's results, faster
+    return run_demand_only(sched, cost, config)
 
 
 def _reference(num_layers, num_experts, top_k, schedule, **params):

@@ -1,0 +1,214 @@
+"""The timeline for strategies that never prefetch (on-demand): the same SPEC section 3 replay,
+simplified by what cannot happen without prefetches.
+
+Without prefetches every load belongs to the current ``R`` and compute waits for all of them, so
+when a position starts every resident key has settled and the link is idle. Hence: no access is
+ever late, a victim is never in flight, the least recent key outside ``R`` (LRU) or the farthest
+next use (Belady) is always a valid victim, and a position with ``x`` misses stalls exactly
+``x * load_ns``. The general core (:mod:`fastsim.timeline.core`) gives the same results; this
+path is 2-4x faster, which matters for the baseline rows every sweep runs.
+
+Indices into per-key arrays are unsigned so numba emits no negative-index wraparound code.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import core
+
+__all__ = ["run_demand_only"]
+
+
+@njit(nogil=True, inline="always")
+def _better(key_next, a, b):
+    na = key_next[a]
+    nb = key_next[b]
+    return na > nb or (na == nb and a < b)
+
+
+# A 4-ary max-heap of resident keys by next use: shallower than a binary heap, and its children
+# share a cache line.
+@njit(nogil=True)
+def _up(heap, hpos, key_next, i):
+    key = heap[i]
+    while i > 0:
+        parent = (i - 1) >> 2
+        pk = heap[parent]
+        if not _better(key_next, key, pk):
+            break
+        heap[i] = pk
+        hpos[pk] = i
+        i = parent
+    heap[i] = key
+    hpos[key] = i
+
+
+@njit(nogil=True)
+def _down(heap, hpos, key_next, i, size):
+    key = heap[i]
+    while True:
+        c = 4 * i + 1
+        if c >= size:
+            break
+        best = c
+        end = c + 4 if c + 4 < size else size
+        for d in range(c + 1, end):
+            if _better(key_next, heap[d], heap[best]):
+                best = d
+        bk = heap[best]
+        if not _better(key_next, bk, key):
+            break
+        heap[i] = bk
+        hpos[bk] = i
+        i = best
+    heap[i] = key
+    hpos[key] = i
+
+
+@njit(nogil=True, inline="always")
+def run_demand_only(sched, cost, config):
+    """:func:`fastsim.timeline.core.run_timeline` for a strategy that never prefetches."""
+    num_layers = sched.num_layers
+    num_experts = sched.num_experts
+    num_keys = np.uint64(num_layers * num_experts)
+    num_steps = sched.active.shape[0]
+    capacity = config[core.CFG_CAPACITY]
+    belady = config[core.CFG_EVICTION] == 1
+    per_step = config[core.CFG_PER_STEP] != 0
+    record = config[core.CFG_RECORD] != 0
+    load_ns = cost[0]
+    expert_ns = cost[1]
+    dense_ns = cost[2]
+    r_ptr = sched.r_ptr
+    r_experts = sched.r_experts
+    r_counts = sched.r_counts
+    r_next = sched.r_next
+
+    resident = np.zeros(num_keys, np.uint8)
+    r_stamp = np.zeros(num_keys, np.int64)
+    head = num_keys  # LRU sentinel: nxt[head] least recent, prv[head] most recent
+    prv = np.empty(num_keys + np.uint64(1), np.uint64)
+    nxt = np.empty(num_keys + np.uint64(1), np.uint64)
+    prv[head] = head
+    nxt[head] = head
+    if belady:
+        key_next = sched.key_first.copy()
+        heap = np.empty(num_keys, np.uint64)
+        hpos = np.zeros(num_keys, np.int64)
+    else:
+        key_next = np.empty(0, np.int64)
+        heap = np.empty(0, np.uint64)
+        hpos = np.empty(0, np.int64)
+    heap_size = 0
+
+    counters = np.zeros(core.N_SIZE, np.int64)
+    step_time = np.zeros(num_steps if per_step else 0, np.int64)
+    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
+    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
+    positions = num_steps * num_layers
+    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
+
+    hits = 0
+    misses = 0
+    stall = 0
+    resident_sum = 0
+    peak = 0
+    n_res = 0
+    now = 0
+    p = 0
+    for s in range(num_steps):
+        step_begin = now
+        dense = dense_ns[sched.active[s]]
+        for l in range(num_layers):
+            lo = r_ptr[p]
+            hi = r_ptr[p + 1]
+            base = np.uint64(l * num_experts)
+            t = now + dense
+            n_miss = 0
+            if hi - lo > 1:
+                # only a set of several keys can hold a resident key that must not be evicted
+                for j in range(lo, hi):
+                    r_stamp[base + np.uint64(r_experts[j])] = p + 1
+            for j in range(lo, hi):
+                key = base + np.uint64(r_experts[j])
+                t += expert_ns[r_counts[j]]
+                if resident[key]:
+                    hits += 1
+                    if record:
+                        outcome[j] = core.HIT
+                    if not belady:
+                        a = prv[key]
+                        b = nxt[key]
+                        nxt[a] = b
+                        prv[b] = a
+                        last = prv[head]
+                        nxt[last] = key
+                        prv[key] = last
+                        nxt[key] = head
+                        prv[head] = key
+                    continue
+                misses += 1
+                n_miss += 1
+                if record:
+                    outcome[j] = core.MISS
+                if n_res >= capacity:
+                    if belady:
+                        # R's keys still rank at this position, the nearest possible: the top
+                        # is outside R whenever the cache is full
+                        victim = heap[0]
+                        heap_size -= 1
+                        if heap_size > 0:
+                            heap[0] = heap[heap_size]
+                            hpos[heap[0]] = 0
+                            _down(heap, hpos, key_next, 0, heap_size)
+                    else:
+                        victim = nxt[head]
+                        while r_stamp[victim] == p + 1:
+                            victim = nxt[victim]
+                        a = prv[victim]
+                        b = nxt[victim]
+                        nxt[a] = b
+                        prv[b] = a
+                    resident[victim] = 0
+                    n_res -= 1
+                resident[key] = 1
+                n_res += 1
+                if belady:
+                    heap[heap_size] = key
+                    _up(heap, hpos, key_next, heap_size)
+                    heap_size += 1
+                else:
+                    last = prv[head]
+                    nxt[last] = key
+                    prv[key] = last
+                    nxt[key] = head
+                    prv[head] = key
+            if belady:
+                for j in range(lo, hi):
+                    key = base + np.uint64(r_experts[j])
+                    key_next[key] = r_next[j]
+                    i = hpos[key]
+                    _up(heap, hpos, key_next, i)
+                    _down(heap, hpos, key_next, hpos[key], heap_size)
+            # the link was idle at the position's start, so its loads end n_miss loads later
+            wait = n_miss * load_ns
+            stall += wait
+            if per_step:
+                step_stall[s] += wait
+            now = t + wait
+            resident_sum += n_res
+            if n_res > peak:
+                peak = n_res
+            p += 1
+        if per_step:
+            step_time[s] = now - step_begin
+
+    counters[core.N_HITS] = hits
+    counters[core.N_MISSES] = misses
+    counters[core.N_STALL_NS] = stall
+    counters[core.N_TOTAL_NS] = now
+    counters[core.N_RESIDENT_SUM] = resident_sum
+    counters[core.N_PEAK_RESIDENT] = peak
+    counters[core.N_SAMPLES] = positions
+    return counters, step_time, step_stall, outcome, wanted_ptr, np.empty(0, np.int64)

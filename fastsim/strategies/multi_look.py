@@ -18,13 +18,15 @@ kept up to the threshold and then become a bit in a per-row bit set, and a patte
 becomes a bit in that pattern's bit set (at once when the threshold is at most 1, as with the
 seed's defaults; otherwise the first time the pattern is current with the count high enough).
 
-Memory per layer, with ``W = ceil(E / 64)``: the pattern index holds ``2 * max_patterns`` rounded
-up to a power of two int32 slots; each pattern takes 36 + 8 W bytes; each (pattern, next expert)
-pair that must be counted takes 24 bytes (only when ``0.3 * min_pattern_frequency > 1``; up to
-``max_successors`` of them); co-occurrence and temporal counts take ``8 E (E + 64)`` bytes. Arrays
-are reserved untouched (``np.empty``), so only what a trace uses becomes resident; the index is
-validated by back-pointers instead of being cleared. With the defaults and ``E = 128`` that is
-at most 8 MiB of index and 52 MiB of patterns per layer.
+Memory per layer, with ``W = ceil(E / 64)``: each recorded pattern takes ``40 + 8 W`` bytes plus
+at most 8 bytes of index (the index starts at 1024 int32 slots and doubles to stay at most half
+full, up to ``2 * max_patterns`` rounded up to a power of two); each (pattern, next expert) pair
+that must be counted takes 32 bytes (only when ``0.3 * min_pattern_frequency > 1``; at most
+``max_successors``); co-occurrence and temporal counts take ``(E + period) (4 E + 8 W)`` bytes.
+The pattern arrays are reserved for ``max_patterns`` but left untouched (``np.empty``), so only
+what a trace uses becomes resident: with the defaults and ``E = 128``, at most 56 MiB of patterns
+and 8 MiB of index per layer, and about 8 MiB per layer for 112 000 patterns (a 1M-token trace
+of the built-in generator's defaults).
 
 When a layer's pattern table holds ``max_patterns`` patterns, a pattern seen for the first time
 is not recorded (its occurrences never count and it never predicts); when a layer has recorded

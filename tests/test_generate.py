@@ -128,9 +128,10 @@ def test_source_records_every_parameter():
     trace = generate_trace((2, 10, 3), 40, sequences=3, seed=8, zipf_s=0.7, reuse=0.25, lengths="random")
     src = json.loads(trace.source)
     assert src == {
-        "generator": "fastsim.generate", "model": None, "num_layers": 2, "num_experts": 10,
-        "top_k": 3, "tokens": 40, "sequences": 3, "seed": 8, "zipf_s": 0.7, "reuse": 0.25,
-        "lengths": "random",
+        "generator": "fastsim.generate", "preset": None, "model": None, "num_layers": 2,
+        "num_experts": 10, "top_k": 3, "tokens": 40, "sequences": 3, "seed": 8, "zipf_s": 0.7,
+        "zipf_q": 0.0, "floor": 0.0, "reuse": 0.25, "affinity": 0.0, "topic_shift": 0.0,
+        "lengths": "random", "length_mean": None, "length_sigma": 0.5,
     }
     assert set(DEFAULT_PARAMS) <= set(src)
 

@@ -187,7 +187,12 @@ def resolve_config(
     return cfg, sched
 
 
-def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool) -> np.ndarray:
+def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool, sched: Schedule | None = None) -> np.ndarray:
+    """The int64 ``config`` array of the kernel entry points (``fastsim.timeline.core.CFG_*``).
+
+    With ``sched``, marks schedules whose every ``R`` holds at most one expert, which lets
+    demand-only strategies take their single-key path.
+    """
     arr = np.zeros(core.CFG_SIZE, np.int64)
     arr[core.CFG_CAPACITY] = cfg.cache_slots
     arr[core.CFG_EVICTION] = core.EVICTION_CODES[cfg.eviction]
@@ -195,6 +200,7 @@ def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool) ->
     arr[core.CFG_TOP_K] = top_k
     arr[core.CFG_PER_STEP] = int(per_step)
     arr[core.CFG_RECORD] = int(record)
+    arr[core.CFG_SINGLE] = int(sched is not None and sched.max_working_set <= 1)
     return arr
 
 
@@ -229,7 +235,7 @@ def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes: 
 def run_config(trace, cfg: ReplayConfig, sched: Schedule, per_step: bool = False, record: bool = False) -> ReplayResult:
     """Run a resolved configuration through its strategy's kernel entry point."""
     cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
-    config = config_array(cfg, trace.top_k, per_step, record)
+    config = config_array(cfg, trace.top_k, per_step, record, sched)
     counters, step_time, step_stall, outcome, wptr, wkeys = cfg.strategy.entry()(sched, cost, config, cfg.params)
     result = ReplayResult(
         metrics=metrics_from_counters(counters, sched, trace.num_tokens, cfg.model.expert_bytes),

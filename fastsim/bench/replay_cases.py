@@ -24,7 +24,7 @@ def kernel_call(trace, eviction: str, slots: int = SLOTS):
     cfg, sched = resolve_config(trace, "on-demand", MODEL, HARDWARE, cache_slots=slots, eviction=eviction)
     entry = cfg.strategy.entry()
     cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
-    config = config_array(cfg, trace.top_k, False, False)
+    config = config_array(cfg, trace.top_k, False, False, sched)
     return (lambda: entry(sched, cost, config, cfg.params)), sched
 
 

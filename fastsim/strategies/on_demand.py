@@ -6,7 +6,8 @@ The seed's baseline cache holds only the working set (``cache_slots="working-set
 import numpy as np
 
 from .._jit import kernel
-from ..timeline.demand import run_demand_only
+from ..timeline.core import CFG_SINGLE
+from ..timeline.demand import run_demand_only, run_demand_single
 from . import StrategyDef
 
 
@@ -22,7 +23,9 @@ def observe(state, params, sched, s, l, experts, counts, out):
 
 @kernel
 def replay(sched, cost, config, params):
-    # never prefetches: the demand-only timeline gives the general core's results, faster
+    # never prefetches: the demand-only timelines give the general core's results, faster
+    if config[CFG_SINGLE] != 0:
+        return run_demand_single(sched, cost, config)
     return run_demand_only(sched, cost, config)
 
 

@@ -64,7 +64,8 @@ CFG_MAX_LOADS = 2  # prefetch loads allowed per observe call; < 0 = no cap
 CFG_TOP_K = 3  # the trace's K, handed to the strategy's init
 CFG_PER_STEP = 4  # 1 = fill per-step time and stall arrays
 CFG_RECORD = 5  # 1 = record every access outcome and every wanted list
-CFG_SIZE = 6
+CFG_SINGLE = 6  # 1 = every R holds at most one expert (a faster path may be taken)
+CFG_SIZE = 7
 
 EVICTION_CODES = {"lru": 0, "belady": 1}
 

@@ -212,3 +212,133 @@ def run_demand_only(sched, cost, config):
     counters[core.N_PEAK_RESIDENT] = peak
     counters[core.N_SAMPLES] = positions
     return counters, step_time, step_stall, outcome, wanted_ptr, np.empty(0, np.int64)
+
+
+@njit(nogil=True, inline="always")
+def run_demand_single(sched, cost, config):
+    """:func:`run_demand_only` for schedules whose every ``R`` holds at most one expert (top-1
+    routing at batch size 1, the shape of the seed's Switch runs): no set bookkeeping, and under
+    Belady the new key takes the evicted root's place in one sift."""
+    num_layers = sched.num_layers
+    num_experts = sched.num_experts
+    num_keys = np.uint64(num_layers * num_experts)
+    num_steps = sched.active.shape[0]
+    capacity = config[core.CFG_CAPACITY]
+    belady = config[core.CFG_EVICTION] == 1
+    per_step = config[core.CFG_PER_STEP] != 0
+    record = config[core.CFG_RECORD] != 0
+    load_ns = cost[0]
+    expert_ns = cost[1]
+    dense_ns = cost[2]
+    r_ptr = sched.r_ptr
+    r_experts = sched.r_experts
+    r_counts = sched.r_counts
+    r_next = sched.r_next
+
+    resident = np.zeros(num_keys, np.uint8)
+    head = num_keys
+    prv = np.empty(num_keys + np.uint64(1), np.uint64)
+    nxt = np.empty(num_keys + np.uint64(1), np.uint64)
+    prv[head] = head
+    nxt[head] = head
+    if belady:
+        key_next = sched.key_first.copy()
+        heap = np.empty(num_keys, np.uint64)
+        hpos = np.zeros(num_keys, np.int64)
+    else:
+        key_next = np.empty(0, np.int64)
+        heap = np.empty(0, np.uint64)
+        hpos = np.empty(0, np.int64)
+    heap_size = 0
+
+    counters = np.zeros(core.N_SIZE, np.int64)
+    step_time = np.zeros(num_steps if per_step else 0, np.int64)
+    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
+    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
+    positions = num_steps * num_layers
+    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
+
+    hits = 0
+    misses = 0
+    resident_sum = 0
+    peak = 0
+    n_res = 0
+    now = 0
+    p = 0
+    for s in range(num_steps):
+        step_begin = now
+        dense = dense_ns[sched.active[s]]
+        step_misses = 0
+        for l in range(num_layers):
+            j = r_ptr[p]
+            now += dense
+            if r_ptr[p + 1] > j:
+                key = np.uint64(l * num_experts) + np.uint64(r_experts[j])
+                now += expert_ns[r_counts[j]]
+                if resident[key]:
+                    hits += 1
+                    if record:
+                        outcome[j] = core.HIT
+                    if belady:
+                        # a demand moves the key's next use later: it can only rise in the heap
+                        key_next[key] = r_next[j]
+                        _up(heap, hpos, key_next, hpos[key])
+                    else:
+                        a = prv[key]
+                        b = nxt[key]
+                        nxt[a] = b
+                        prv[b] = a
+                        last = prv[head]
+                        nxt[last] = key
+                        prv[key] = last
+                        nxt[key] = head
+                        prv[head] = key
+                else:
+                    misses += 1
+                    step_misses += 1
+                    now += load_ns
+                    if record:
+                        outcome[j] = core.MISS
+                    resident[key] = 1
+                    if belady:
+                        key_next[key] = r_next[j]
+                        if n_res >= capacity:
+                            resident[heap[0]] = 0
+                            heap[0] = key
+                            hpos[key] = 0
+                            _down(heap, hpos, key_next, 0, heap_size)
+                        else:
+                            heap[heap_size] = key
+                            _up(heap, hpos, key_next, heap_size)
+                            heap_size += 1
+                            n_res += 1
+                    else:
+                        if n_res >= capacity:
+                            victim = nxt[head]
+                            resident[victim] = 0
+                            b = nxt[victim]
+                            nxt[head] = b
+                            prv[b] = head
+                        else:
+                            n_res += 1
+                        last = prv[head]
+                        nxt[last] = key
+                        prv[key] = last
+                        nxt[key] = head
+                        prv[head] = key
+            resident_sum += n_res
+            if n_res > peak:
+                peak = n_res
+            p += 1
+        if per_step:
+            step_time[s] = now - step_begin
+            step_stall[s] = step_misses * load_ns
+
+    counters[core.N_HITS] = hits
+    counters[core.N_MISSES] = misses
+    counters[core.N_STALL_NS] = misses * load_ns
+    counters[core.N_TOTAL_NS] = now
+    counters[core.N_RESIDENT_SUM] = resident_sum
+    counters[core.N_PEAK_RESIDENT] = peak
+    counters[core.N_SAMPLES] = positions
+    return counters, step_time, step_stall, outcome, wanted_ptr, np.empty(0, np.int64)

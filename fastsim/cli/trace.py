@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 # Modules under fastsim.cli, each registering one ``fastsim trace`` subcommand group.
-TRACE_COMMAND_MODULES = ("trace_io", "trace_import", "trace_capture")
+TRACE_COMMAND_MODULES = ("trace_io", "trace_import", "trace_capture", "trace_stats")
 
 
 def register(subparsers) -> None:

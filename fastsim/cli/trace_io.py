@@ -5,7 +5,7 @@ import json
 import os
 
 from ..errors import TraceError
-from ..trace.generate import DEFAULT_PARAMS, generate_trace
+from ..trace.generate import DEFAULT_PARAMS, PRESETS, generate_trace
 from ..trace.parquet import read_trace, write_trace
 
 
@@ -15,7 +15,8 @@ def register(trace_subparsers) -> None:
         help="generate a synthetic routing trace (Zipf popularity + token-to-token reuse)",
         description=(
             "Generate a synthetic routing trace and write it as Parquet. The shape comes from "
-            "--model, or from --layers/--experts/--top-k together."
+            "--model, from --layers/--experts/--top-k together, or from --preset (a parameter set "
+            "calibrated against measured routing, whose model profile it uses)."
         ),
     )
     shape = gen.add_argument_group("shape")
@@ -23,29 +24,36 @@ def register(trace_subparsers) -> None:
     shape.add_argument("--layers", type=int, metavar="L", help="MoE layers (instead of --model)")
     shape.add_argument("--experts", type=int, metavar="E", help="experts per layer (instead of --model)")
     shape.add_argument("--top-k", type=int, metavar="K", help="experts per token (instead of --model)")
+    gen.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="calibrated parameters and model (--zipf/--reuse/--lengths, if given, override them)",
+    )
     gen.add_argument("--tokens", type=int, required=True, metavar="N", help="total tokens")
-    gen.add_argument("--sequences", type=int, default=1, metavar="S", help="sequences (default 1)")
+    gen.add_argument(
+        "--sequences",
+        type=int,
+        metavar="S",
+        help="sequences (default 1, or tokens / mean length with --preset)",
+    )
     gen.add_argument("--seed", type=int, default=0, metavar="X", help="random seed (default 0)")
     gen.add_argument(
         "--zipf",
         type=float,
-        default=DEFAULT_PARAMS["zipf_s"],
         metavar="S",
         help=f"Zipf exponent of expert popularity, 0 = uniform (default {DEFAULT_PARAMS['zipf_s']})",
     )
     gen.add_argument(
         "--reuse",
         type=float,
-        default=DEFAULT_PARAMS["reuse"],
         metavar="P",
         help="probability a slot repeats a previous-token expert "
         f"(default {DEFAULT_PARAMS['reuse']})",
     )
     gen.add_argument(
         "--lengths",
-        choices=("equal", "random"),
-        default=DEFAULT_PARAMS["lengths"],
-        help="sequence lengths: as equal as possible, or a random split (default equal)",
+        choices=("equal", "random", "lognormal"),
+        help="sequence lengths: as equal as possible, a random split, or log-normal (default equal)",
     )
     gen.add_argument("--out", required=True, metavar="FILE", help="output Parquet file")
     gen.set_defaults(func=_gen)
@@ -68,13 +76,16 @@ def _gen(args) -> int:
         model = args.model
     elif all(v is not None for v in explicit):
         model = explicit
+    elif args.preset is not None and not any(v is not None for v in explicit):
+        model = None
     else:
-        raise TraceError("give --model NAME, or all of --layers, --experts and --top-k")
+        raise TraceError("give --model NAME, --preset NAME, or all of --layers, --experts and --top-k")
     trace = generate_trace(
         model,
         args.tokens,
         args.sequences,
         args.seed,
+        preset=args.preset,
         zipf_s=args.zipf,
         reuse=args.reuse,
         lengths=args.lengths,

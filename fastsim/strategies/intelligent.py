@@ -84,7 +84,7 @@ def init(num_layers, num_experts, top_k, params):
         (the seed's ``time_step``); then scratch: ``best`` (E,) float64 (largest transition
         probability this call), ``cand`` (E,) int64, ``fused`` (E,) float64, ``in_r`` and
         ``touched`` (E,) int64 stamps, ``lists`` (4, E) int64 and ``lens`` (4,) int64 (the
-        components' truncated lists), ``order`` (E,) int64, ``stamp`` (1,) int64.
+        components' truncated lists), ``order`` (E,) int64, ``vals`` (E,) float64, ``stamp`` (1,) int64.
     """
     L = num_layers
     E = num_experts
@@ -108,9 +108,10 @@ def init(num_layers, num_experts, top_k, params):
     lists = np.empty((4, E), np.int64)
     lens = np.zeros(4, np.int64)
     order = np.empty(E, np.int64)
+    vals = np.empty(E, np.float64)
     stamp = np.zeros(1, np.int64)
     return (trans, row_sum, scale, freq, recency, weights, clock,
-            best, cand, fused, in_r, touched, lists, lens, order, stamp)
+            best, cand, fused, in_r, touched, lists, lens, order, vals, stamp)
 
 
 @kernel
@@ -138,18 +139,29 @@ def _insert_ranked(dst, n, limit, e, score):
 
 
 @kernel
-def _top_of_all(dst, limit, score, num_experts):
-    """The ``limit`` best experts of ``0..E-1`` by (score desc, id asc) into ``dst``; returns how
-    many (``min(limit, E)``)."""
-    n = 0
+def _top_of_all(dst, vals, limit, score, num_experts):
+    """The ``limit`` best experts of ``0..E-1`` by (score desc, id asc) into ``dst`` (their scores
+    into ``vals``); returns how many (``min(limit, E)``)."""
     if limit <= 0:
         return 0
+    n = 0
+    cut = 0.0
     for e in range(num_experts):
+        v = score[e]
+        # ids ascend, so an equal score never displaces an earlier id
         if n == limit:
-            # ids ascend, so an equal score never displaces an earlier id
-            if score[e] <= score[dst[n - 1]]:
+            if v <= cut:
                 continue
-        n = _insert_ranked(dst, n, limit, e, score)
+            n -= 1
+        i = n
+        while i > 0 and vals[i - 1] < v:
+            vals[i] = vals[i - 1]
+            dst[i] = dst[i - 1]
+            i -= 1
+        vals[i] = v
+        dst[i] = e
+        n += 1
+        cut = vals[n - 1]
     return n
 
 
@@ -164,7 +176,7 @@ def _int_param(value, cap):
 @kernel
 def observe(state, params, sched, s, l, experts, counts, out):
     (trans, row_sum, scale, freq, recency, weights, clock,
-     best, cand, fused, in_r, touched, lists, lens, order, stamp) = state
+     best, cand, fused, in_r, touched, lists, lens, order, vals, stamp) = state
     E = sched.num_experts
     L = sched.num_layers
     r_ptr = sched.r_ptr
@@ -231,8 +243,17 @@ def observe(state, params, sched, s, l, experts, counts, out):
             c = experts[i]
             total = rs[c]
             if total > 0:
+                # a rounded quotient above thr needs T[c, e] > thr * total exactly; the cut lies
+                # below that (the 1e-12 margin covers its own rounding), so the division is
+                # skipped only where it could not pass
+                cut = thr * total * (1.0 - 1e-12)
+                if cut < 1e-290:
+                    cut = 0.0
                 for e in range(E):
-                    prob = T[c, e] / total
+                    a = T[c, e]
+                    if a <= cut:
+                        continue
+                    prob = a / total
                     if prob > thr:
                         if best[e] == 0.0:
                             cand[n_cand] = e
@@ -255,8 +276,8 @@ def observe(state, params, sched, s, l, experts, counts, out):
     for k in range(n_cand):
         best[cand[k]] = 0.0
     lens[0] = n_t
-    lens[1] = _top_of_all(lists[1], _int_param(params[_LIM_F], E), fr, E)
-    lens[2] = _top_of_all(lists[2], _int_param(params[_LIM_R], E), rc, E)
+    lens[1] = _top_of_all(lists[1], vals, _int_param(params[_LIM_F], E), fr, E)
+    lens[2] = _top_of_all(lists[2], vals, _int_param(params[_LIM_R], E), rc, E)
     lens[3] = n_p
 
     # 3. fusion: each component adds its weight to its experts, in the seed's component order

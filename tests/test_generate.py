@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fastsim.errors import ProfileError, TraceError
 from fastsim.trace import read_trace
-from fastsim.trace.generate import DEFAULT_PARAMS, generate_from_params, generate_trace
+from fastsim.trace.generate import DEFAULT_PARAMS, generate_from_params, generate_trace, popularity
 
 
 def previous_token_overlap(trace) -> float:
@@ -192,3 +192,112 @@ def test_generated_trace_round_trips(tmp_path):
     np.testing.assert_array_equal(back.experts, trace.experts)
     np.testing.assert_array_equal(back.sequence_lengths, trace.sequence_lengths)
     assert back.source == trace.source and back.model is None
+
+
+# ---------------------------------------------------------------------- popularity shape, topics,
+# cross-layer affinity, sequence lengths
+
+
+def use_shares(trace, layer):
+    counts = np.bincount(trace.experts[:, layer].ravel(), minlength=trace.num_experts)
+    return counts / counts.sum()
+
+
+def test_popularity_formula():
+    # (r + 1 + q)^-s normalised, then (1 - floor) * w + floor / E: for E = 3, s = 1, q = 1,
+    # floor = 0.3: w = (1/2, 1/3, 1/4) / (13/12) = (6, 4, 3) / 13.
+    p = popularity(3, 2, 1.0, 1.0, 0.3)
+    expected = 0.7 * np.array([6, 4, 3]) / 13 + 0.1
+    np.testing.assert_allclose(p, [expected, expected])
+    per_layer = popularity(4, 2, [0.0, 2.0])
+    np.testing.assert_allclose(per_layer[0], 0.25)
+    np.testing.assert_allclose(per_layer[1], np.array([1, 1 / 4, 1 / 9, 1 / 16]) / (1 + 1 / 4 + 1 / 9 + 1 / 16))
+    assert np.isfinite(popularity(128, 1, 40.0, 228.0)).all()  # steep shapes do not underflow
+
+
+def test_reuse_keeps_top1_use_at_the_popularity():
+    """Top-1 with reuse is a Markov chain whose stationary law is the popularity: repeating
+    the previous expert or drawing afresh from p both leave p unchanged."""
+    trace = generate_trace((2, 6, 1), 60_000, seed=3, zipf_s=1.0, reuse=0.7)
+    pmf = popularity(6, 1, 1.0)[0]
+    for layer in range(2):
+        shares = np.sort(use_shares(trace, layer))[::-1]
+        np.testing.assert_allclose(shares, pmf, atol=0.02)
+
+
+def test_per_layer_skew():
+    trace = generate_trace((2, 16, 1), 8000, seed=1, reuse=0.0, zipf_s=[0.0, 3.0])
+    assert use_shares(trace, 0).max() < 0.1
+    assert use_shares(trace, 1).max() > 0.7  # 1 / sum(r^-3) = 0.83
+
+
+def test_topic_shift_concentrates_sequences_not_the_trace():
+    base = dict(zipf_s=0.0, reuse=0.0, seed=5)
+    flat = generate_trace((1, 32, 1), 40_000, 100, **base)
+    topical = generate_trace((1, 32, 1), 40_000, 100, topic_shift=0.3, **base)
+
+    def within_sequence_repeat(trace):
+        # Share of same-expert pairs among all ordered pairs of distinct tokens of a sequence.
+        same = pairs = 0
+        for s in range(trace.num_sequences):
+            c = np.bincount(trace.sequence(s)[:, 0, 0], minlength=32)
+            n = c.sum()
+            same += (c * (c - 1)).sum()
+            pairs += n * (n - 1)
+        return same / pairs
+
+    # Two distinct tokens of a sequence agree with probability sum(p_seq^2). Uniform popularity:
+    # 1/32. A Dirichlet topic with E[p_seq] = p and Var = v p (1 - p) gives, in expectation,
+    # sum(v p (1 - p) + p^2) = v (1 - 1/32) + 1/32 = (1 + 31 v) / 32.
+    assert within_sequence_repeat(flat) == pytest.approx(1 / 32, abs=0.005)
+    assert within_sequence_repeat(topical) == pytest.approx((1 + 0.3 * 31) / 32, rel=0.2)
+    # The trace-wide mix stays near uniform.
+    assert use_shares(topical, 0).max() < 2.5 / 32
+
+
+def test_affinity_maps_ranks_between_layers():
+    # Top-1 with affinity 1: layer l+1's expert is always the same-rank partner of layer l's,
+    # so layer l determines layer l+1 and use shares keep their ranking.
+    trace = generate_trace((3, 20, 1), 5000, seed=2, zipf_s=1.0, reuse=0.0, affinity=1.0)
+    x = trace.experts[:, :, 0]
+    for l in range(2):
+        pairs = set(zip(x[:, l].tolist(), x[:, l + 1].tolist()))
+        assert len(pairs) == len(set(x[:, l].tolist()))  # a function of the previous layer
+        np.testing.assert_allclose(np.sort(use_shares(trace, l)), np.sort(use_shares(trace, l + 1)))
+    none = generate_trace((3, 20, 1), 5000, seed=2, zipf_s=1.0, reuse=0.0, affinity=0.0)
+    assert len(set(zip(none.experts[:, 0, 0].tolist(), none.experts[:, 1, 0].tolist()))) > 100
+
+
+def test_affinity_with_top_k_keeps_rows_distinct():
+    trace = generate_trace((4, 10, 4), 3000, seed=8, zipf_s=1.5, reuse=0.5, affinity=0.9,
+                           topic_shift=0.2, length_mean=50, lengths="lognormal")
+    rows = np.sort(trace.experts.reshape(-1, 4), axis=1)
+    assert (np.diff(rows, axis=1) > 0).all()
+
+
+def test_lognormal_lengths_and_sequences_from_mean_length():
+    trace = generate_trace((1, 4, 1), 10_000, seed=1, lengths="lognormal", length_mean=100, length_sigma=1.0)
+    lengths = trace.sequence_lengths
+    assert trace.num_sequences == 100 and int(lengths.sum()) == 10_000
+    assert lengths.std() > 30  # sigma 1: a coefficient of variation near sqrt(e - 1) = 1.3
+    flat = generate_trace((1, 4, 1), 10_000, 40, seed=1, lengths="lognormal", length_sigma=0.0)
+    np.testing.assert_array_equal(flat.sequence_lengths, 250)
+    assert generate_trace((1, 4, 1), 10, seed=1).num_sequences == 1  # no length_mean: one sequence
+    assert generate_trace((1, 4, 1), 10, seed=1, length_mean=1000).num_sequences == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"zipf_q": -1.0}, "zipf_q"),
+        ({"floor": 1.5}, "floor"),
+        ({"affinity": -0.1}, "affinity"),
+        ({"topic_shift": 1.0}, "topic_shift"),
+        ({"length_mean": 0.5}, "length_mean"),
+        ({"length_sigma": -1.0}, "length_sigma"),
+        ({"zipf_s": [1.0, 2.0, 3.0]}, "zipf_s has 3 values"),
+    ],
+)
+def test_bad_new_parameters(kwargs, words):
+    with pytest.raises(TraceError, match=words):
+        generate_trace((2, 4, 2), 10, **kwargs)

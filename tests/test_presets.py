@@ -10,7 +10,7 @@ from fastsim.cli.main import main
 from fastsim.errors import TraceError
 from fastsim.profiles import model_profile
 from fastsim.trace import read_trace
-from fastsim.trace.generate import PRESETS, generate_trace
+from fastsim.trace.generate import PRESET_MODELS, PRESETS, generate_trace
 from fastsim.trace.stats import trace_stats
 
 # The targets as the measurements state them (not the generator's output).
@@ -32,7 +32,9 @@ TOLERANCE = 0.02
 
 
 def test_every_preset_has_targets():
-    assert set(PRESETS) == set(TARGETS) == set(SHAPES)
+    assert set(PRESETS) == set(PRESET_MODELS) == set(TARGETS) == set(SHAPES)
+    for name, (profile, shape) in PRESET_MODELS.items():
+        assert (profile, *shape) == SHAPES[name]
 
 
 @pytest.mark.parametrize("seed", [0, 7, 2024])
@@ -69,7 +71,7 @@ def test_preset_is_deterministic_and_seeded():
 
 
 def test_preset_sequences_follow_its_mean_length_unless_given():
-    length_mean = PRESETS["mixtral-like"]["params"]["length_mean"]
+    length_mean = PRESETS["mixtral-like"]["length_mean"]
     trace = generate_trace(None, 10_000, seed=2, preset="mixtral-like")
     assert trace.num_sequences == round(10_000 / length_mean)
     assert int(trace.sequence_lengths.sum()) == 10_000
@@ -79,7 +81,7 @@ def test_preset_sequences_follow_its_mean_length_unless_given():
 def test_keywords_override_the_preset():
     trace = generate_trace(None, 2000, seed=3, preset="switch-seed", reuse=1.0)
     src = json.loads(trace.source)
-    assert src["reuse"] == 1.0 and src["zipf_q"] == PRESETS["switch-seed"]["params"]["zipf_q"]
+    assert src["reuse"] == 1.0 and src["zipf_q"] == PRESETS["switch-seed"]["zipf_q"]
     assert trace_stats(trace)["reuse"] == 1.0  # top-1 with reuse 1 repeats every token
 
 

@@ -50,7 +50,7 @@ from ..errors import ProfileError, TraceError
 from .model import Trace, expert_dtype
 
 __all__ = [
-    "DEFAULT_PARAMS", "GENERATOR_NAME", "PRESETS", "generate_trace", "generate_from_params",
+    "DEFAULT_PARAMS", "GENERATOR_NAME", "PRESETS", "PRESET_MODELS", "generate_trace", "generate_from_params",
     "get_preset", "popularity", "resolve_shape",
 ]
 
@@ -69,37 +69,33 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "length_sigma": 0.5,
 }
 
-#: Calibrated presets: the model profile they fix (its shape), and their parameters. The targets
-#: and how they were met are in ``docs/trace-stats.md``.
+#: Calibrated presets: generator parameter sets, each a mapping over :data:`DEFAULT_PARAMS` keys.
+#: The targets and how they were met are in ``docs/trace-stats.md``; the model each is calibrated
+#: for is in :data:`PRESET_MODELS`.
 PRESETS: dict[str, dict[str, Any]] = {
     # Mixtral-8x7B decode traces: normalised entropy ~0.97, Gini ~0.18, reuse ~0.36 against a
     # shuffled baseline of ~0.27.
     "mixtral-like": {
-        "model": "mixtral-8x7b",
-        "shape": (32, 8, 2),
-        "params": {
-            "zipf_s": 0.58, "zipf_q": 0.0, "floor": 0.1, "reuse": 0.12, "affinity": 0.0,
-            "topic_shift": 0.0, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
-        },
+        "zipf_s": 0.58, "zipf_q": 0.0, "floor": 0.1, "reuse": 0.12, "affinity": 0.0,
+        "topic_shift": 0.0, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
     },
     # Qwen1.5-MoE-A2.7B: entropy ~0.995, Gini ~0.11, reuse ~0.13 against ~0.08.
     "qwen1.5-moe-like": {
-        "model": "qwen1.5-moe-a2.7b",
-        "shape": (24, 60, 4),
-        "params": {
-            "zipf_s": 0.22, "zipf_q": 0.0, "floor": 0.0, "reuse": 0.055, "affinity": 0.0,
-            "topic_shift": 0.003, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
-        },
+        "zipf_s": 0.22, "zipf_q": 0.0, "floor": 0.0, "reuse": 0.055, "affinity": 0.0,
+        "topic_shift": 0.003, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
     },
     # The seed's Switch figures: Gini 0.73, top-10 coverage 0.68, top-25 coverage 0.85.
     "switch-seed": {
-        "model": "switch-base-128",
-        "shape": (12, 128, 1),
-        "params": {
-            "zipf_s": 40.0, "zipf_q": 228.0, "floor": 0.185, "reuse": 0.0, "affinity": 0.0,
-            "topic_shift": 0.0, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
-        },
+        "zipf_s": 40.0, "zipf_q": 228.0, "floor": 0.185, "reuse": 0.0, "affinity": 0.0,
+        "topic_shift": 0.0, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
     },
+}
+
+#: The model profile each preset is calibrated for, and its ``(num_layers, num_experts, top_k)``.
+PRESET_MODELS: dict[str, tuple[str, tuple[int, int, int]]] = {
+    "mixtral-like": ("mixtral-8x7b", (32, 8, 2)),
+    "qwen1.5-moe-like": ("qwen1.5-moe-a2.7b", (24, 60, 4)),
+    "switch-seed": ("switch-base-128", (12, 128, 1)),
 }
 
 _LENGTH_MODES = ("equal", "random", "lognormal")
@@ -111,11 +107,10 @@ _GUIDE_PER_EXPERT = 4
 
 
 def get_preset(name: str) -> dict[str, Any]:
-    """A copy of preset ``name``: ``{"model": profile name, "shape": (L, E, K), "params": {...}}``."""
+    """A copy of the parameters of preset ``name`` (see :data:`PRESETS`)."""
     if name not in PRESETS:
         raise TraceError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    p = PRESETS[name]
-    return {"model": p["model"], "shape": tuple(p["shape"]), "params": dict(p["params"])}
+    return dict(PRESETS[name])
 
 
 def generate_trace(
@@ -198,17 +193,17 @@ def generate_from_params(model, tokens: int, sequences: int | None = None, seed:
     """
     base: dict[str, Any] = {}
     if preset is not None:
-        chosen = get_preset(preset)
-        base = chosen["params"]
+        base = get_preset(preset)
+        profile, shape = PRESET_MODELS[preset]
         if model is None:
-            model = chosen["model"]
+            model = profile
     elif model is None:
         raise TraceError("generate: give a model (profile name or (layers, experts, top_k)) or a preset")
     name, num_layers, num_experts, top_k = resolve_shape(model)
-    if preset is not None and (num_layers, num_experts, top_k) != chosen["shape"]:
+    if preset is not None and (num_layers, num_experts, top_k) != shape:
         raise TraceError(
-            f"generate: preset {preset!r} is calibrated for {chosen['shape'][0]} layers, "
-            f"{chosen['shape'][1]} experts, top-{chosen['shape'][2]}; model {name or model!r} has "
+            f"generate: preset {preset!r} is calibrated for {shape[0]} layers, "
+            f"{shape[1]} experts, top-{shape[2]}; model {name or model!r} has "
             f"{num_layers} layers, {num_experts} experts, top-{top_k}"
         )
     p = _checked_params({**base, **(params or {})}, num_layers)
@@ -294,7 +289,9 @@ def resolve_shape(model) -> tuple[str | None, int, int, int]:
     )
 
 
-def _checked_params(params: Mapping[str, Any], num_layers: int) -> dict[str, Any]:
+def _checked_params(params: Mapping[str, Any], num_layers: int | None = None) -> dict[str, Any]:
+    """Parameters with defaults filled in and every value checked; a per-layer ``zipf_s`` list
+    is checked against ``num_layers`` when that is given."""
     unknown = sorted(set(params) - set(DEFAULT_PARAMS))
     if unknown:
         raise TraceError(
@@ -303,7 +300,7 @@ def _checked_params(params: Mapping[str, Any], num_layers: int) -> dict[str, Any
     p = {**DEFAULT_PARAMS, **params}
     if isinstance(p["zipf_s"], (list, tuple, np.ndarray)):
         values = list(p["zipf_s"])
-        if len(values) != num_layers:
+        if not values or (num_layers is not None and len(values) != num_layers):
             raise TraceError(
                 f"generate: zipf_s has {len(values)} values; expected one or one per layer ({num_layers})"
             )

@@ -213,13 +213,13 @@ def observe(state, params, sched, s, l, experts, counts, out):
         p = u * L + l
         for i in range(r_ptr[p], r_ptr[p + 1]):
             fr[r_experts[i]] += 1.0
+    # the seed decays recency before stamping and frequency after counting: both counted above
     for e in range(E):
         rc[e] *= decay
+        fr[e] *= decay
     for i in range(n_cur):
         rc[experts[i]] = float(t)
     scale[l] *= decay
-    for e in range(E):
-        fr[e] *= decay
     if scale[l] < RENORMALISE_BELOW:
         g = scale[l]
         for c in range(E):

@@ -300,3 +300,15 @@ def test_run_grid_workers_do_not_compile():
     single = run_grid(trace, configs, n_jobs=1)
     assert without_wall(grid.table).equals(without_wall(single.table))
     assert np.all(np.asarray(grid.table["hits"]) >= 0)
+
+
+def test_generator_preset_passthrough(tmp_path):
+    spec = {
+        "runs": 1, "seed": 4,
+        "traces": [{"preset": "switch-seed", "tokens": 60, "sequences": 2}],
+        "strategies": {"on-demand": {}},
+    }
+    row = fastsim.sweep(spec, out=tmp_path / "o").to_pylist()[0]
+    expected = generate_trace("switch-base-128", 60, 2, 4, preset="switch-seed")
+    assert row["trace"] == "switch-seed-60" and row["model"] == "switch-base-128"
+    assert row["trace_fingerprint"] == expected.fingerprint()

@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -36,7 +35,7 @@ from ..timeline.schedule import build_schedule
 from .grid import Config, baseline_config, expand, make_config, row_hash
 from .results import build_table, read_shards, write_shard, write_table
 from .schedules import save_schedule, schedule_dir_name
-from .spec import Baseline, Spec, load_spec, parse_cache
+from .spec import Baseline, Spec, generate_with, load_spec, parse_cache
 from .worker import RowResult, TaskResult, TaskSpec, TraceMeta, run_task, warm
 
 __all__ = ["Row", "GridRun", "run_sweep", "sweep", "run_grid", "replay_many", "BACKENDS"]
@@ -244,9 +243,7 @@ def _models_for(spec: Spec, t, trace) -> tuple:
 
 
 def _generate(t, seed: int):
-    from ..trace.generate import generate_from_params
-
-    return generate_from_params(t.model, t.tokens, t.sequences, seed, t.params)
+    return generate_with(t.model, t.tokens, t.sequences, seed, t.params)
 
 
 def run_sweep(

@@ -32,7 +32,6 @@ _TOP_KEYS = {
     "batch_sizes", "caches", "evictions", "max_prefetch_loads", "strategies", "baseline",
 }
 _TRACE_FILE_KEYS = {"name", "file", "model"}
-_TRACE_GEN_KEYS = {"name", "model", "tokens", "sequences", "seed", "preset", "zipf_s", "reuse", "lengths"}
 _GRID_AXES = {"caches", "evictions", "max_prefetch_loads"}
 _BASELINE_KEYS = {"strategy", "cache", "eviction", "params"}
 _UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "tb": 10**12, "gib": 2**30, "mib": 2**20, "b": 1}
@@ -66,9 +65,9 @@ class TraceSpec:
     file: Path | None = None
     model: Any = None  # profile (name, path or mapping) for a file; the generator's model otherwise
     tokens: int = 0
-    sequences: int = 1
+    sequences: int | None = None
     seed: int | None = None
-    params: dict = field(default_factory=dict)  # generator parameters (preset applied)
+    params: dict = field(default_factory=dict)  # generator parameters, "preset" included
     path: tuple = ()
 
     @property
@@ -388,27 +387,7 @@ def _traces(raw: dict, r: _Reader) -> tuple[TraceSpec, ...]:
             name = entry.get("name", file.stem)
             spec = TraceSpec(name=r.string(name, path + ("name",)), file=file, model=model, path=path)
         else:
-            r.check_keys(entry, _TRACE_GEN_KEYS | {"file"}, path, "a generated trace")
-            if "model" not in entry or "tokens" not in entry:
-                missing = "model" if "model" not in entry else "tokens"
-                raise r.fail(path, f"a trace needs 'file', or generator settings with 'model' and 'tokens' (missing {missing!r})")
-            model = entry["model"]
-            if isinstance(model, str) and model not in list_models() and (model.endswith(".toml") or "/" in model):
-                model = str(r.path_value(model))
-            elif isinstance(model, list):
-                model = tuple(r.integer(v, path + ("model", j), 1) for j, v in enumerate(model))
-            elif not isinstance(model, (str, Mapping)):
-                raise r.fail(path + ("model",), f"expected a model profile or [layers, experts, top_k], got {_show(model)}")
-            tokens = r.integer(entry["tokens"], path + ("tokens",), 1)
-            sequences = r.integer(entry.get("sequences", 1), path + ("sequences",), 1)
-            seed = entry.get("seed")
-            if seed is not None:
-                seed = r.integer(seed, path + ("seed",), 0)
-            params = _generator_params(entry, path, r)
-            default = model if isinstance(model, str) and "/" not in model else f"generated-{i}"
-            name = r.string(entry.get("name", f"{default}-{tokens}"), path + ("name",))
-            spec = TraceSpec(name=name, model=model, tokens=tokens, sequences=sequences, seed=seed, params=params, path=path)
-            _gen_shape(spec, r)
+            spec = _generated_trace(entry, i, path, r)
         if spec.name in names:
             raise r.fail(path + ("name",), f"trace name {spec.name!r} is used twice; give each trace a distinct name")
         names.add(spec.name)
@@ -416,27 +395,62 @@ def _traces(raw: dict, r: _Reader) -> tuple[TraceSpec, ...]:
     return tuple(out)
 
 
-def _generator_params(entry: Mapping, path: tuple, r: _Reader) -> dict:
+def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSpec:
     from ..trace import generate
 
-    params: dict = {}
-    if "preset" in entry:
-        preset = r.string(entry["preset"], path + ("preset",))
-        presets = getattr(generate, "PRESETS", None)
-        if not isinstance(presets, Mapping):
-            raise r.fail(path + ("preset",), "this fastsim has no generator presets; give zipf_s, reuse and lengths")
-        if preset not in presets:
-            raise r.fail(path + ("preset",), f"unknown preset {preset!r}; expected one of {', '.join(sorted(presets))}")
-        params.update(presets[preset])
-    for key in ("zipf_s", "reuse", "lengths"):
-        if key in entry:
-            params[key] = entry[key]
+    allowed = {"name", "model", "tokens", "sequences", "seed", "preset"} | set(generate.DEFAULT_PARAMS)
+    r.check_keys(entry, allowed, path, "a generated trace")
+    preset = entry.get("preset")
+    if preset is not None:
+        preset = r.string(preset, path + ("preset",))
+    if "tokens" not in entry:
+        raise r.fail(path, "a trace needs 'file', or generator settings with 'tokens' and 'model' (or 'preset')")
+    model = entry.get("model")
+    if model is None:
+        if preset is None:
+            raise r.fail(path, "a generated trace needs 'model' (or a 'preset' that names one)")
+        models = getattr(generate, "PRESET_MODELS", {})
+        if preset in models:
+            model = models[preset][0]
+    elif isinstance(model, str):
+        if model not in list_models() and (model.endswith(".toml") or "/" in model):
+            model = str(r.path_value(model))
+    elif isinstance(model, list):
+        model = tuple(r.integer(v, path + ("model", j), 1) for j, v in enumerate(model))
+    elif not isinstance(model, Mapping):
+        raise r.fail(path + ("model",), f"expected a model profile or [layers, experts, top_k], got {_show(model)}")
+    tokens = r.integer(entry["tokens"], path + ("tokens",), 1)
+    sequences = entry.get("sequences")
+    if sequences is not None:
+        sequences = r.integer(sequences, path + ("sequences",), 1)
+    seed = entry.get("seed")
+    if seed is not None:
+        seed = r.integer(seed, path + ("seed",), 0)
+    params = {k: v for k, v in entry.items() if k in generate.DEFAULT_PARAMS}
+    if preset is not None:
+        params["preset"] = preset
     try:
-        generate._checked_params(params)
+        # a zero-token trace checks the model, the preset and every parameter at no cost
+        generate_with(model, 0, sequences, 0, params)
     except FastsimError as exc:
-        bad = next((k for k in ("zipf_s", "reuse", "lengths") if k in str(exc) and k in entry), "preset")
-        raise r.fail(path + (bad,), str(exc).removeprefix("generate: ")) from None
-    return params
+        text = str(exc)
+        bad = next((k for k in entry if k not in ("name", "tokens") and (repr(k) in text or f" {k} " in text)), None)
+        raise r.fail(path + ((bad,) if bad else ()), text.removeprefix("generate: ")) from None
+    label = preset if preset is not None and "model" not in entry else model
+    default = label if isinstance(label, str) and "/" not in label else f"generated-{i}"
+    name = r.string(entry.get("name", f"{default}-{tokens}"), path + ("name",))
+    return TraceSpec(name=name, model=model, tokens=tokens, sequences=sequences, seed=seed, params=params, path=path)
+
+
+def generate_with(model, tokens: int, sequences, seed: int, params: dict):
+    """Generate a trace from a spec's settings (``params`` may hold ``preset``)."""
+    from ..trace.generate import generate_from_params
+
+    params = dict(params)
+    preset = params.pop("preset", None)
+    if preset is not None:
+        return generate_from_params(model, tokens, sequences, seed, params, preset=preset)
+    return generate_from_params(model, tokens, sequences, seed, params)
 
 
 def _caches(value, path, r: _Reader) -> tuple[CacheRequest, ...]:

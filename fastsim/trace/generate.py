@@ -76,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Mixtral-8x7B decode traces: normalised entropy ~0.97, Gini ~0.18, reuse ~0.36 against a
     # shuffled baseline of ~0.27.
     "mixtral-like": {
-        "zipf_s": 0.58, "zipf_q": 0.0, "floor": 0.1, "reuse": 0.12, "affinity": 0.0,
+        "zipf_s": 0.565, "zipf_q": 0.0, "floor": 0.1, "reuse": 0.122, "affinity": 0.0,
         "topic_shift": 0.0, "lengths": "lognormal", "length_mean": 256, "length_sigma": 0.5,
     },
     # Qwen1.5-MoE-A2.7B: entropy ~0.995, Gini ~0.11, reuse ~0.13 against ~0.08.

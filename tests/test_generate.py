@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fastsim.errors import ProfileError, TraceError
 from fastsim.trace import read_trace
-from fastsim.trace.generate import DEFAULT_PARAMS, generate_from_params, generate_trace, popularity
+from fastsim.trace.generate import DEFAULT_PARAMS, generate_from_params, generate_trace, popularity, tiered_weights
 
 
 def previous_token_overlap(trace) -> float:
@@ -131,7 +131,7 @@ def test_source_records_every_parameter():
         "generator": "fastsim.generate", "preset": None, "model": None, "num_layers": 2,
         "num_experts": 10, "top_k": 3, "tokens": 40, "sequences": 3, "seed": 8, "zipf_s": 0.7,
         "zipf_q": 0.0, "floor": 0.0, "reuse": 0.25, "affinity": 0.0, "topic_shift": 0.0,
-        "lengths": "random", "length_mean": None, "length_sigma": 0.5,
+        "lengths": "random", "length_mean": None, "length_sigma": 0.5, "weights": None,
     }
     assert set(DEFAULT_PARAMS) <= set(src)
 
@@ -296,8 +296,23 @@ def test_lognormal_lengths_and_sequences_from_mean_length():
         ({"length_mean": 0.5}, "length_mean"),
         ({"length_sigma": -1.0}, "length_sigma"),
         ({"zipf_s": [1.0, 2.0, 3.0]}, "zipf_s has 3 values"),
+        ({"weights": [1.0, 2.0]}, "weights has 2 values; expected one per expert"),
+        ({"weights": [1.0, -1.0, 0.0, 0.0]}, "weights"),
+        ({"weights": [0.0, 0.0, 0.0, 0.0]}, "positive sum"),
+        ({"weights": "1234"}, "list of numbers"),
     ],
 )
 def test_bad_new_parameters(kwargs, words):
     with pytest.raises(TraceError, match=words):
         generate_trace((2, 4, 2), 10, **kwargs)
+
+
+def test_explicit_weights_replace_the_zipf_curve():
+    # Tiers: 2 ranks with 60% (30% each), 2 with 40% (20% each); floor 0.2 mixes in 5% each.
+    w = tiered_weights((0.6, 0.4), (2, 2))
+    np.testing.assert_allclose(w, [0.3, 0.3, 0.2, 0.2])
+    np.testing.assert_allclose(tiered_weights((1.0,), (3,), decay=np.log(2)), np.array([4, 2, 1]) / 7)
+    np.testing.assert_allclose(popularity(4, 1, 5.0, 0.0, 0.2, w)[0], 0.8 * np.array(w) + 0.05)
+    trace = generate_trace((1, 4, 1), 40_000, seed=6, reuse=0.0, zipf_s=5.0, weights=[3, 1, 0, 0])
+    shares = np.sort(use_shares(trace, 0))[::-1]
+    np.testing.assert_allclose(shares, [0.75, 0.25, 0.0, 0.0], atol=0.01)

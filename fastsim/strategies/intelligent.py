@@ -173,7 +173,8 @@ def _int_param(value, cap):
     return int(value)
 
 
-@kernel
+# inlined into each entry point, which lets numba drop per-call reference counting
+@kernel(inline="always")
 def observe(state, params, sched, s, l, experts, counts, out):
     (trans, row_sum, scale, freq, recency, weights, clock,
      best, cand, fused, in_r, touched, lists, lens, order, vals, stamp) = state

@@ -29,7 +29,8 @@ def init(num_layers, num_experts, top_k, params):
     return mark, call
 
 
-@kernel
+# inlined into each entry point, which lets numba drop per-call reference counting
+@kernel(inline="always")
 def observe(state, params, sched, s, l, experts, counts, out):
     mark, call = state
     num_layers = sched.num_layers

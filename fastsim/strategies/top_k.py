@@ -74,7 +74,8 @@ def _recompute(v, g_l, scratch, chosen, l, kk):
     return n
 
 
-@kernel
+# inlined into each entry point, which lets numba drop per-call reference counting
+@kernel(inline="always")
 def observe(state, params, sched, s, l, experts, counts, out):
     v, g, calls, chosen, nchosen, scratch = state
     num_experts = v.shape[1]

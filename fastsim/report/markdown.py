@@ -1,0 +1,351 @@
+"""The report's Markdown: setup, per-setting result tables, the seed comparison, figure links.
+
+Everything is GitHub-flavoured Markdown: pipe tables with right-aligned numbers, relative image
+links, and no HTML. Numbers are formatted here once (:func:`ms`, :func:`pct`, :func:`x`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from . import seed as seedmod
+from .tables import Summary
+
+__all__ = ["table", "ms", "pct", "x", "mb", "results_table", "setup_section", "seed_section", "anchor"]
+
+
+def ms(v: float) -> str:
+    if v is None or math.isnan(v):
+        return "–"
+    return f"{v:,.1f}" if abs(v) < 1e5 else f"{v:,.0f}"
+
+
+def pct(v: float, digits: int = 2) -> str:
+    return "–" if v is None or math.isnan(v) else f"{100 * v:.{digits}f}%"
+
+
+def x(v: float) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:.2f}×"
+
+
+def mb(v: float) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:,.0f}"
+
+
+def pm(mean: float, std: float) -> str:
+    if mean is None or math.isnan(mean):
+        return "–"
+    return f"{ms(mean)} ± {ms(std)}"
+
+
+def table(header: list[str], rows: Iterable[list[str]], align: str | None = None) -> str:
+    """A pipe table; ``align`` has one of ``l``/``r`` per column (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def anchor(title: str) -> str:
+    """GitHub's heading anchor for ``title``."""
+    out = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
+    return out.replace(" ", "-")
+
+
+def _cache_text(s: Summary) -> str:
+    if s.cache_request == "working-set":
+        return f"working set ({s.cache_slots})" if s.cache_slots is not None else "working set"
+    if s.cache_request.endswith(" slots"):
+        return f"{s.cache_slots} slots" if s.cache_slots is not None else s.cache_request
+    return f"{s.cache_request.removesuffix(' bytes')} B ({s.cache_slots} slots)"
+
+
+def results_table(summaries: list[Summary]) -> str:
+    """Per configuration and batch size: latency mean ± std, p95, p99, hit rate, memory, speedup."""
+    extra_ev = len({s.eviction for s in summaries}) > 1
+    extra_cap = any(s.max_prefetch_loads is not None for s in summaries)
+    header = ["strategy", "cache"] + (["eviction"] if extra_ev else []) + (["max loads"] if extra_cap else [])
+    header += ["batch", "latency ms (mean ± std)", "p95 ms", "p99 ms", "hit rate", "memory MB", "speedup", "runs"]
+    rows = []
+    for s in summaries:
+        r = [s.label, _cache_text(s)]
+        if extra_ev:
+            r.append(s.eviction)
+        if extra_cap:
+            r.append("–" if s.max_prefetch_loads is None else str(s.max_prefetch_loads))
+        runs = str(s.runs) + (f" ({s.failed} failed)" if s.failed else "")
+        r += [str(s.batch_size), pm(s.latency_mean, s.latency_std), ms(s.latency_p95), ms(s.latency_p99),
+              pct(s.hit_rate), mb(s.memory_mb), x(s.speedup), runs]
+        rows.append(r)
+    align = "ll" + "l" * extra_ev + "r" * extra_cap + "r" * 8
+    return table(header, rows, align)
+
+
+def _source_summary(source: str | None) -> str:
+    if not source:
+        return "–"
+    try:
+        d = json.loads(source)
+    except (json.JSONDecodeError, TypeError):
+        return source if len(source) < 80 else source[:77] + "..."
+    if not isinstance(d, dict):
+        return str(d)
+    if d.get("generator"):
+        keys = ("preset", "model", "tokens", "sequences", "zipf_s", "zipf_q", "floor", "reuse", "affinity",
+                "topic_shift", "lengths", "length_mean")
+        parts = [f"{k}={d[k]}" for k in keys if d.get(k) not in (None, "", 0.0) or k in ("reuse",) and k in d]
+        return f"generated ({', '.join(parts)})"
+    return ", ".join(f"{k}={v}" for k, v in list(d.items())[:6])
+
+
+def setup_section(summaries: list[Summary], traces: dict, meta: dict, baseline: str) -> str:
+    """Traces, profiles, runs, and what each column means."""
+    out = ["## Setup", ""]
+    rows = []
+    for name, info in traces.items():
+        seeds = info.get("seeds") or []
+        seed_text = "–" if not seeds else (f"{min(seeds)}–{max(seeds)}" if len(seeds) > 1 else str(seeds[0]))
+        rows.append([f"`{name}`", _source_summary(info.get("source")), f"{info.get('tokens', math.nan):,.0f}",
+                     str(info.get("runs", "–")), seed_text])
+    out += [table(["trace", "source", "tokens per run", "runs", "generator seeds"], rows, "llrrr"), ""]
+    models = list(dict.fromkeys((s.model, s.hardware) for s in summaries))
+    out.append("Model and GPU profiles: " + ", ".join(f"`{m}` on `{h}`" for m, h in models) + ".")
+    out += ["", f"Speedups are against the baseline: {baseline}, on the same trace run, model, GPU and batch size.", ""]
+    return "\n".join(out)
+
+
+HOW_TO_READ = """\
+**Reading the tables.** One row is one configuration (strategy and parameters, cache, batch size)
+aggregated over its runs; each run replays a different trace (for generated traces, a different
+generator seed). *Latency* is the replay's total time for the whole trace (`total_time_s`), in ms:
+mean ± sample standard deviation over runs, and the 95th and 99th percentiles over runs (linear
+interpolation). *Hit rate* is hits / accesses (an expert still in flight when needed counts as
+late, not as a hit), mean over runs. *Memory* is the peak cache occupancy in bytes (peak resident
+keys × expert bytes), MB = 10⁶ bytes, mean over runs. *Speedup* is the baseline's latency over
+this configuration's on the same run, averaged over runs (1.00× is the baseline itself). The
+cache column gives the request and, in brackets, the slots (keys) it resolved to."""
+
+
+def seed_rows(kind: str, pub: seedmod.Published, mine: list[Summary], cache: str | None) -> list[list[str]]:
+    """Rows of the side-by-side table: the seed's figure, then fastsim's, per strategy and batch."""
+    rows = []
+    for strategy in seedmod.LETTERS.values():
+        for b in pub.batch_sizes:
+            p = pub.get(strategy, b)
+            ours = seedmod.pick(mine, strategy, b, "working-set" if strategy == "on-demand" else cache)
+            if p is None and ours is None:
+                continue
+            rows.append([
+                strategy, str(b),
+                pm(p.latency_mean, p.latency_std) if p else "–",
+                pm(ours.latency_mean, ours.latency_std) if ours else "–",
+                pct(p.hit_rate) if p else "–", pct(ours.hit_rate) if ours else "–",
+                mb(p.memory_mb) if p else "–", mb(ours.memory_mb) if ours else "–",
+                x(pub.speedup(strategy, b)), x(ours.speedup) if ours else "–",
+            ])
+    return rows
+
+
+def attribution_rows(settings: dict, batch: int) -> list[list[str]]:
+    """Speedup split into cache and prediction at one batch size, per setting and strategy.
+
+    For strategy S with cache C: ``T(on-demand, working set) / T(S, C)`` =
+    ``[T(on-demand, ws) / T(on-demand, C)]`` x ``[T(on-demand, C) / T(S, C)]``, mean latencies.
+    """
+    rows = []
+    for (trace, model, hw), mine in settings.items():
+        base = seedmod.pick(mine, "on-demand", batch, "working-set")
+        for cache in seedmod.strategy_caches(mine):
+            at_c = seedmod.pick(mine, "on-demand", batch, cache)
+            for strategy in seedmod.LETTERS.values():
+                if strategy == "on-demand":
+                    continue
+                s = seedmod.pick(mine, strategy, batch, cache)
+                if s is None or base is None:
+                    continue
+                total = base.latency_mean / s.latency_mean
+                cache_f = base.latency_mean / at_c.latency_mean if at_c else math.nan
+                pred_f = at_c.latency_mean / s.latency_mean if at_c else math.nan
+                rows.append([f"`{model}` on `{hw}`", _cache_text(s), strategy, x(total), x(cache_f), x(pred_f),
+                             pct(at_c.hit_rate) if at_c else "–", pct(s.hit_rate)])
+    return rows
+
+
+def differences(kind: str, pub: seedmod.Published, seed_setting: list[Summary], cache: str | None) -> list[str]:
+    """Bullet points on why fastsim's figures differ from the seed's, with numbers from both tables."""
+    out = []
+    base_p = pub.get("on-demand", 1)
+    ours_base = seedmod.pick(seed_setting, "on-demand", 1, "working-set")
+    any_s = next((s for s in seed_setting if s.cache_request == cache), None)
+    shape = (any_s or ours_base).shape if (any_s or ours_base) else None
+    # 1. the cache's keys
+    prefetch_mem = [pub.get(s, 1).memory_mb for s in ("oracle", "top-k") if pub.get(s, 1)]
+    if shape and any_s and any_s.cache_slots:
+        L, E, _ = shape
+        seed_slots = ""
+        if prefetch_mem and any_s.expert_bytes:
+            n = prefetch_mem[0] * 1e6 / any_s.expert_bytes
+            seed_slots = f"The seed's {mb(prefetch_mem[0])} MB cache is {n:.0f} experts of {any_s.expert_bytes / 1e6:g} MB. "
+        out.append(
+            f"**One cache of expert ids vs one key per layer.** {seed_slots}The seed's cache held expert *ids* "
+            f"shared by all {L} layers, so {E} slots hold every expert of every layer once warm. fastsim keys "
+            f"the cache by (layer, expert): {any_s.cache_slots} slots hold {any_s.cache_slots} of the "
+            f"{L * E:,} keys ({any_s.cache_slots / (L * E):.1%}), so the same memory gives far fewer hits."
+        )
+    # 2. the per-access cost
+    if base_p and base_p.misses and ours_base is not None:
+        per_miss = base_p.latency_mean / base_p.misses
+        ours_per = ours_base.latency_mean / ours_base.misses if ours_base.misses else math.nan
+        out.append(
+            f"**Costs.** The seed charged fixed per-access costs: its on-demand run at batch 1 is "
+            f"{ms(base_p.latency_mean)} ms for {base_p.misses:,.0f} misses, {per_miss:.3f} ms per miss. fastsim "
+            f"derives costs from the profiles: one expert load is {ours_base.load_ms:.3f} ms here, plus the dense "
+            f"and expert compute of every layer and step; its on-demand run takes {ms(ours_base.latency_mean)} ms "
+            f"for {ours_base.misses:,.0f} misses ({ours_per:.3f} ms per miss, compute included)."
+        )
+    # 3. batching
+    b_hi = max(pub.batch_sizes) if pub.batch_sizes else None
+    p_hi = pub.get("on-demand", b_hi) if b_hi else None
+    o_hi = seedmod.pick(seed_setting, "on-demand", b_hi, "working-set") if b_hi else None
+    if base_p and p_hi and b_hi and b_hi > 1:
+        ratio = p_hi.latency_mean / base_p.latency_mean
+        if abs(ratio - b_hi) < 0.01 * b_hi:
+            how = f"exactly {b_hi}× batch 1: the seed took a token's slowest layer as its latency and multiplied by the batch size"
+        else:
+            how = f"{ratio:.2f}× batch 1: the seed's batch size barely changed its runs"
+        ours_ratio = ""
+        if o_hi is not None and ours_base is not None:
+            ours_ratio = (f" In fastsim, batch {b_hi} on-demand takes {o_hi.latency_mean / ours_base.latency_mean:.2f}× "
+                          f"the batch-1 time: {b_hi} sequences decode in lockstep (continuous batching), a step "
+                          f"loads the union of their experts once, and compute grows with the tokens served.")
+        out.append(f"**Batch size.** The seed's on-demand latency at batch {b_hi} is {how}.{ours_ratio}")
+    # 4. the link and the overlap
+    prefetchers = [seedmod.pick(seed_setting, s, 1, cache) for s in ("oracle", "multi-look", "top-k", "intelligent")]
+    prefetchers = [p for p in prefetchers if p is not None]
+    if prefetchers:
+        worst = max(prefetchers, key=lambda p: p.prefetch_loads if not math.isnan(p.prefetch_loads) else -1)
+        useful = worst.prefetch_useful / worst.prefetch_loads if worst.prefetch_loads else math.nan
+        pub_w = pub.get(worst.strategy, 1)
+        pub_loads = f" (the seed counted {pub_w.loads:,.0f} expert loads per run)" if pub_w and not math.isnan(pub_w.loads) else ""
+        out.append(
+            f"**One host-to-device link.** fastsim serialises every load, demand or prefetch, on one FIFO link "
+            f"and overlaps transfers with compute; a wrong prefetch delays the next miss behind it. At batch 1, "
+            f"{worst.strategy} issues {worst.prefetch_loads:,.0f} prefetch loads per run{pub_loads}, "
+            f"{pct(useful, 1)} of them used before eviction; its compute waits {ms(worst.stall_ms)} ms "
+            f"of its {ms(worst.latency_mean)} ms on transfers. The seed charged a prefetch no time on the "
+            f"critical path."
+        )
+        topk = next((p for p in prefetchers if p.strategy == "top-k" and "k" in p.params), None)
+        if topk is not None and shape and topk.cache_slots:
+            k = int(topk.params["k"])
+            want = shape[0] * k
+            if topk.prefetch_loads == 0:
+                out.append(
+                    f"**Top-k never prefetched.** It recomputes its top-k list every "
+                    f"{_int(topk.params.get('update_frequency'))} calls of a layer; a run of "
+                    f"{topk.tokens:,.0f} tokens makes fewer calls than that, so top-k stays on-demand here."
+                )
+            elif want > topk.cache_slots:
+                out.append(
+                    f"**Per-layer predictions against a shared budget.** Each seed strategy keeps one state per "
+                    f"layer and prefetches for its own layer: top-k keeps its k = {k} most frequent experts "
+                    f"per layer, {shape[0]} × {k} = {want:,} keys, more than the {topk.cache_slots} slots, so "
+                    f"each layer's prefetch evicts what the other layers' prefetches loaded (top-k at batch 1: "
+                    f"{topk.prefetch_loads:,.0f} prefetch loads per run, "
+                    f"{pct(topk.prefetch_useful / topk.prefetch_loads if topk.prefetch_loads else math.nan, 1)} "
+                    f"used). With one cache of ids, as in the seed, the {k} ids cost {k} slots in total."
+                )
+    # 5. the traces
+    if ours_base is not None:
+        acc = f"{ours_base.accesses:,.0f}" if not math.isnan(ours_base.accesses) else "–"
+        seed_acc = ""
+        if base_p and base_p.misses and base_p.hit_rate < 1:
+            seed_acc = f" (the seed's runs: about {base_p.misses / (1 - base_p.hit_rate):,.0f} accesses)"
+        out.append(
+            f"**Traces.** fastsim replays generated routing, not the seed's recorded traces, sized to match: "
+            f"{ours_base.tokens:,.0f} tokens and {acc} expert accesses per run at batch 1{seed_acc}. Its "
+            f"working-set baseline holds the largest set one layer needs in one step "
+            f"({ours_base.cache_slots} key{'s' if ours_base.cache_slots != 1 else ''}, {mb(ours_base.memory_mb)} MB); the seed's on-demand memory was "
+            f"{mb(base_p.memory_mb) if base_p else '–'} MB."
+        )
+    return out
+
+
+def _int(v) -> str:
+    return "–" if v is None else f"{int(v):,}"
+
+
+def seed_section(kind: str, pub: seedmod.Published, settings: dict, figure: str | None) -> str:
+    """The side-by-side comparison with the seed's published table for one model."""
+    title = f"Beside the seed: {seedmod.TITLES[kind]}"
+    seed_settings = {k: v for k, v in settings.items() if k[1] in seedmod.SEED_MODELS and k[2] == seedmod.SEED_HARDWARE}
+    if not seed_settings:
+        seed_settings = dict(list(settings.items())[:1])
+    key, mine = next(iter(seed_settings.items()))
+    cache = seedmod.strategy_cache(mine)
+    out = [f"## {title}", ""]
+    out.append(
+        f"The seed's published figures (`{pub.file}`, identified by its batch-1 on-demand row) beside fastsim "
+        f"on `{key[1]}` / `{key[2]}` (trace `{key[0]}`): on-demand with the working-set cache, the other "
+        f"strategies with the cache {cache or '–'}, as the seed ran them. The seed's speedup is its on-demand "
+        f"mean latency over the strategy's; fastsim's is the mean over runs of the per-run ratio."
+    )
+    out += ["", table(
+        ["strategy", "batch", "seed latency ms", "fastsim latency ms", "seed hit rate", "fastsim hit rate",
+         "seed MB", "fastsim MB", "seed speedup", "fastsim speedup"],
+        seed_rows(kind, pub, mine, cache), "lr" + "r" * 8), ""]
+    if figure:
+        out += [f"![Batch-1 speedup: the seed beside fastsim]({figure})", ""]
+    b1 = min(pub.batch_sizes) if pub.batch_sizes else 1
+    attr = attribution_rows(settings, b1)
+    if attr:
+        out += [
+            f"### How much is the cache, how much the prediction (batch {b1})", "",
+            "fastsim also runs on-demand at the strategies' cache, so each speedup splits into two factors: "
+            "*cache* = on-demand (working set) / on-demand (strategies' cache), *prediction* = on-demand "
+            "(strategies' cache) / strategy; their product is the speedup (ratios of mean latencies).", "",
+            table(["profiles", "cache", "strategy", "speedup", "cache factor", "prediction factor",
+                   "on-demand hit rate at that cache", "strategy hit rate"], attr, "lll" + "r" * 5),
+            "",
+        ]
+    notes = differences(kind, pub, mine, cache)
+    if notes:
+        out += ["### Why the numbers differ", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+def heatmap_groups(summaries: list[Summary]) -> list[tuple[str, str, str, list[Summary]]]:
+    """Two-parameter grids: ``(strategy, x, y, summaries)`` per strategy, cache, batch and eviction
+    where exactly two of the strategy's parameters vary."""
+    out = []
+    groups: dict[tuple, list[Summary]] = {}
+    for s in summaries:
+        groups.setdefault((s.strategy, s.cache_request, s.batch_size, s.eviction, s.max_prefetch_loads), []).append(s)
+    for (strategy, *_), group in groups.items():
+        names = list(group[0].label_params)
+        varying = [k for k in names if len({s.params.get(k) for s in group}) > 1]
+        if len(varying) == 2 and all(k in s.params for s in group for k in varying):
+            out.append((strategy, varying[0], varying[1], group))
+    return out
+
+
+def overview_rows(settings: dict) -> list[list[str]]:
+    """The best configuration per setting and batch size (highest mean speedup)."""
+    rows = []
+    for (trace, model, hw), mine in settings.items():
+        for b in sorted({s.batch_size for s in mine}):
+            cand = [s for s in mine if s.batch_size == b and s.runs and not math.isnan(s.speedup)]
+            if not cand:
+                continue
+            best = max(cand, key=lambda s: s.speedup)
+            rows.append([f"`{trace}`", f"`{model}` on `{hw}`", str(b), best.label, _cache_text(best),
+                         x(best.speedup), ms(best.latency_mean), pct(best.hit_rate)])
+    return rows
+
+
+def np_mean(values) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan

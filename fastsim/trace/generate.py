@@ -123,6 +123,7 @@ _LENGTH_MODES = ("equal", "random", "lognormal")
 _MAX_REJECTIONS = 32
 # Guide-table entries per expert: a popularity draw starts its search at guide[u * size].
 _GUIDE_PER_EXPERT = 4
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 def get_preset(name: str) -> dict[str, Any]:
@@ -403,7 +404,11 @@ def _split(tokens: int, sequences: int, p: Mapping[str, Any], rng: np.random.Gen
 def _next_double(state):
     """xoshiro256+ step on ``state`` (4,) uint64: a float64 uniform in [0, 1)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    result = s0 + s3
+    # s0 + s3 mod 2**64 in 32-bit halves: no step overflows, so the uncompiled function (run
+    # with NUMBA_DISABLE_JIT) gives the same numbers without overflow warnings.
+    low = (s0 & _LOW32) + (s3 & _LOW32)
+    high = (s0 >> np.uint64(32)) + (s3 >> np.uint64(32)) + (low >> np.uint64(32))
+    result = ((high & _LOW32) << np.uint64(32)) | (low & _LOW32)
     t = s1 << np.uint64(17)
     s2 ^= s0
     s3 ^= s1

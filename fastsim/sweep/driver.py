@@ -214,7 +214,13 @@ def _load_file_trace(spec: Spec, t):
 
 def _models_for(spec: Spec, t, trace) -> tuple:
     """The model profiles a trace runs with, checked against its shape."""
-    if spec.models is not None:
+    if spec.profiles is not None:
+        models = tuple(dict.fromkeys(m for m, _ in spec.profiles))
+        first = {}
+        for i, (m, _) in enumerate(spec.profiles):
+            first.setdefault(m, ("profiles", i, 0))
+        paths = [first[m] for m in models]
+    elif spec.models is not None:
         models = spec.models
         paths = [("models", i) for i in range(len(models))]
     elif t.model is not None and not isinstance(t.model, tuple):
@@ -315,7 +321,8 @@ def run_sweep(
     table = build_table(rows, results, spec.spec_hash)
     write_table(
         table, out_dir / "results.parquet",
-        {"fastsim.spec_hash": spec.spec_hash, "fastsim.version": __version__, "fastsim.spec": json.dumps(spec.raw, default=str)},
+        {"fastsim.spec_hash": spec.spec_hash, "fastsim.version": __version__, "fastsim.spec": json.dumps(spec.raw, default=str),
+         **({"fastsim.reproduces": spec.reproduces} if spec.reproduces else {})},
     )
     _write_text(out_dir / "spec.json", json.dumps(spec.raw, indent=2, sort_keys=True, default=str) + "\n")
     failures = [(r, results[r.hash]["error"]) for r in rows if results.get(r.hash, {}).get("error")]

@@ -17,7 +17,7 @@ from ..profiles import HardwareProfile, ModelProfile
 from ..strategies import get_strategy
 from .spec import Baseline, CacheRequest, Spec
 
-__all__ = ["Config", "make_config", "expand", "row_hash"]
+__all__ = ["Config", "make_config", "expand", "profile_pairs", "row_hash"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def baseline_config(cfg: Config, baseline: Baseline) -> Config:
 def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list[int | None]]:
     """Every configuration of ``spec`` in expansion order, de-duplicated, baselines included.
 
-    Order: trace, model, hardware, batch size, strategy table (spec order), parameter product
+    Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, strategy table (spec order), parameter product
     (last key fastest), cache, eviction, prefetch cap. A baseline configuration not already in
     the grid is placed just before the first configuration measured against it.
 
@@ -127,25 +127,32 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
         return index[cfg]
 
     for t in spec.traces:
-        for model in models_for[t.name]:
-            for hw in spec.hardware:
-                for batch in spec.batch_sizes:
-                    for grid in spec.grids:
-                        for combo in grid.combos:
-                            for cache in grid.caches or spec.caches:
-                                for ev in grid.evictions or spec.evictions:
-                                    for cap in grid.max_prefetch_loads or spec.max_prefetch_loads:
-                                        cfg = make_config(t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap)
-                                        base = None
-                                        if spec.baseline is not None:
-                                            base = add(baseline_config(cfg, spec.baseline))
-                                        baseline_of[add(cfg)] = base
+        for model, hw in profile_pairs(spec, models_for[t.name]):
+            for batch in spec.batch_sizes:
+                for grid in spec.grids:
+                    for combo in grid.combos:
+                        for cache in grid.caches or spec.caches:
+                            for ev in grid.evictions or spec.evictions:
+                                for cap in grid.max_prefetch_loads or spec.max_prefetch_loads:
+                                    cfg = make_config(t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap)
+                                    base = None
+                                    if spec.baseline is not None:
+                                        base = add(baseline_config(cfg, spec.baseline))
+                                    baseline_of[add(cfg)] = base
     if spec.baseline is not None:
         # baseline rows that came first as baselines: they are their own (speedup 1)
         for i, cfg in enumerate(configs):
             if baseline_of[i] is None:
                 baseline_of[i] = index.get(baseline_config(cfg, spec.baseline))
     return configs, baseline_of
+
+
+def profile_pairs(spec: Spec, models: tuple) -> list[tuple]:
+    """The (model, hardware) pairs a trace runs with: the spec's ``profiles`` pairs as listed, else
+    every model of ``models`` with every GPU of ``hardware``."""
+    if spec.profiles is not None:
+        return list(spec.profiles)
+    return [(m, h) for m in models for h in spec.hardware]
 
 
 def row_hash(cfg: Config, fingerprint: str, run: int, seed: int | None) -> str:

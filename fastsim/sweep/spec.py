@@ -22,15 +22,19 @@ from ..profiles import hardware_profile, list_hardware, list_models, model_profi
 from ..strategies import get_strategy
 from .locate import KeyLocator, format_path
 
-__all__ = ["Spec", "TraceSpec", "StrategyGrid", "Baseline", "CacheRequest", "load_spec", "parse_cache"]
+__all__ = ["REPRODUCIBLE", "Spec", "TraceSpec", "StrategyGrid", "Baseline", "CacheRequest", "load_spec", "parse_cache"]
 
 WORKING_SET = "working-set"
 EVICTIONS = ("lru", "belady")
 
 _TOP_KEYS = {
     "name", "description", "seed", "runs", "out", "imports", "traces", "models", "hardware",
-    "batch_sizes", "caches", "evictions", "max_prefetch_loads", "strategies", "baseline",
+    "batch_sizes", "caches", "evictions", "max_prefetch_loads", "strategies", "baseline", "profiles",
+    "reproduces",
 }
+#: Published experiments a spec may declare it reproduces (``reproduces = NAME``), with the
+#: ``(num_layers, num_experts, top_k)`` their models must have.
+REPRODUCIBLE = {"seed-switch": (12, 128, 1), "seed-qwen": (28, 64, 8)}
 _TRACE_FILE_KEYS = {"name", "file", "model"}
 _GRID_AXES = {"caches", "evictions", "max_prefetch_loads"}
 _BASELINE_KEYS = {"strategy", "cache", "eviction", "params"}
@@ -114,7 +118,7 @@ class Spec:
     out: Path | None
     imports: tuple[str, ...]
     traces: tuple[TraceSpec, ...]
-    models: tuple | None  # model profiles, or None = each trace's own
+    models: tuple | None  # model profiles, or None = each trace's own (or the pairs' models)
     hardware: tuple
     batch_sizes: tuple[int, ...]
     caches: tuple[CacheRequest, ...]
@@ -124,6 +128,8 @@ class Spec:
     baseline: Baseline | None
     spec_hash: str
     origin: str
+    profiles: tuple | None = None  # ((ModelProfile, HardwareProfile), ...) run as pairs, not crossed
+    reproduces: str | None = None  # a name in REPRODUCIBLE
     raw: dict = field(repr=False, default_factory=dict)
     locator: KeyLocator | None = field(repr=False, default=None)
 
@@ -312,13 +318,14 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
             raise r.fail(("imports", i), f"cannot import {module!r}: {exc}") from None
 
     traces = _traces(raw, r)
+    profiles = _profiles(raw, r)
     models = None
     if "models" in raw:
         models = tuple(r.profile(v, ("models", i), "model") for i, v in enumerate(r.as_list(raw["models"], ("models",))))
         _dedupe_check(r, [m.name for m in models], ("models",))
     hardware = tuple(
         r.profile(v, ("hardware", i), "hardware") for i, v in enumerate(r.as_list(raw.get("hardware", "rtx3090"), ("hardware",)))
-    )
+    ) if profiles is None else tuple(dict.fromkeys(h for _, h in profiles))
     _dedupe_check(r, [h.name for h in hardware], ("hardware",))
     batch_sizes = tuple(r.integer(v, ("batch_sizes", i), 1) for i, v in enumerate(r.as_list(raw.get("batch_sizes", 1), ("batch_sizes",))))
     caches = _caches(raw.get("caches", WORKING_SET), ("caches",), r)
@@ -326,25 +333,69 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     max_loads = _max_loads(raw.get("max_prefetch_loads", "none"), ("max_prefetch_loads",), r)
     grids = _strategies(raw, r)
     baseline = _baseline(raw, r)
+    reproduces = raw.get("reproduces")
+    if reproduces is not None and reproduces not in REPRODUCIBLE:
+        raise r.fail(("reproduces",), f"expected one of {', '.join(REPRODUCIBLE)}, got {_show(reproduces)}")
     spec = Spec(
         name=name, description=description, seed=seed, runs=runs, out=out, imports=imports,
         traces=traces, models=models, hardware=hardware, batch_sizes=batch_sizes, caches=caches,
         evictions=evictions, max_prefetch_loads=max_loads, grids=grids, baseline=baseline,
         spec_hash=_canonical_hash(raw), origin=r.origin, raw=raw, locator=r.locator,
+        profiles=profiles, reproduces=reproduces,
     )
+    listed = []  # (model, path) of every model the spec names outside its traces
     if models is not None:
-        for t in traces:
-            if not t.generated:
-                continue
-            for i, m in enumerate(models):
-                _, nl, ne, k = _gen_shape(t, r)
-                if (m.num_layers, m.num_experts, m.top_k) != (nl, ne, k):
-                    raise r.fail(
-                        ("models", i),
-                        f"model {m.name!r} has (num_layers, num_experts, top_k) = "
-                        f"{(m.num_layers, m.num_experts, m.top_k)} but trace {t.name!r} has {(nl, ne, k)}",
-                    )
+        listed = [(m, ("models", i)) for i, m in enumerate(models)]
+    elif profiles is not None:
+        listed = [(m, ("profiles", i, 0)) for i, (m, _) in enumerate(profiles)]
+    for t in traces:
+        if not t.generated:
+            continue
+        for m, where in listed:
+            _, nl, ne, k = _gen_shape(t, r)
+            if (m.num_layers, m.num_experts, m.top_k) != (nl, ne, k):
+                raise r.fail(
+                    where,
+                    f"model {m.name!r} has (num_layers, num_experts, top_k) = "
+                    f"{(m.num_layers, m.num_experts, m.top_k)} but trace {t.name!r} has {(nl, ne, k)}",
+                )
+    if reproduces is not None:
+        want = REPRODUCIBLE[reproduces]
+        for m, where in listed:
+            if (m.num_layers, m.num_experts, m.top_k) != want:
+                raise r.fail(
+                    where,
+                    f"reproduces = {reproduces!r} needs models of (num_layers, num_experts, top_k) = {want}; "
+                    f"{m.name!r} has {(m.num_layers, m.num_experts, m.top_k)}",
+                )
     return spec
+
+
+def _profiles(raw: dict, r: _Reader) -> tuple | None:
+    """``profiles = [[model, hardware], ...]``: pairs run as given, instead of crossing lists."""
+    if "profiles" not in raw:
+        return None
+    for other in ("models", "hardware"):
+        if other in raw:
+            raise r.fail(
+                (other,),
+                "give either profiles (model and hardware pairs) or models/hardware (crossed), not both",
+            )
+    value = raw["profiles"]
+    if not isinstance(value, list) or not value:
+        raise r.fail(("profiles",), f"expected a list of [model, hardware] pairs, got {_show(value)}")
+    pairs = []
+    seen = set()
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise r.fail(("profiles", i), f"expected a [model, hardware] pair, got {_show(pair)}")
+        model = r.profile(pair[0], ("profiles", i, 0), "model")
+        hw = r.profile(pair[1], ("profiles", i, 1), "hardware")
+        if (model.name, hw.name) in seen:
+            raise r.fail(("profiles", i), f"the pair ({model.name!r}, {hw.name!r}) is listed twice")
+        seen.add((model.name, hw.name))
+        pairs.append((model, hw))
+    return tuple(pairs)
 
 
 def _gen_shape(t: TraceSpec, r: _Reader):

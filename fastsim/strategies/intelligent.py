@@ -29,12 +29,9 @@ and a per-row sum kept in the same units gives the probabilities ``M'[i, j] / ro
 import numpy as np
 
 from .._jit import kernel
+from ..timeline.core import run_timeline
 from . import Param, StrategyDef
 
-try:
-    from ..timeline.core import run_timeline
-except ImportError:  # pragma: no cover - the timeline core ships with the package
-    run_timeline = None
 
 __all__ = ["STRATEGY", "init", "observe", "RENORMALISE_BELOW", "INITIAL_WEIGHTS", "COMPONENTS"]
 
@@ -354,14 +351,9 @@ def observe(state, params, sched, s, l, experts, counts, out):
     return n_out
 
 
-if run_timeline is not None:
-
-    @kernel
-    def replay(sched, cost, config, params):
-        return run_timeline(sched, cost, config, params, init, observe)
-
-else:  # pragma: no cover
-    replay = None
+@kernel
+def replay(sched, cost, config, params):
+    return run_timeline(sched, cost, config, params, init, observe)
 
 
 def _reference(num_layers, num_experts, top_k, schedule, **params):

@@ -41,13 +41,10 @@ import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import kernel
+from ..timeline.core import run_timeline
 from ..reference.multi_look import MultiLookReference
 from . import Param, StrategyDef
 
-try:  # the shared timeline core provides the replay loop
-    from ..timeline.core import run_timeline
-except ImportError:  # pragma: no cover - only while the core is being written
-    run_timeline = None
 
 __all__ = ["STRATEGY", "init", "observe", "replay"]
 
@@ -377,14 +374,9 @@ def observe(state, params, sched, s, l, experts, counts, out):
     return n
 
 
-if run_timeline is not None:
-
-    @kernel
-    def replay(sched, cost, config, params):
-        return run_timeline(sched, cost, config, params, init, observe)
-
-else:  # pragma: no cover
-    replay = None
+@kernel
+def replay(sched, cost, config, params):
+    return run_timeline(sched, cost, config, params, init, observe)
 
 
 _INT_MAX = float(2**31 - 1)

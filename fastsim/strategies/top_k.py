@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
+from ..timeline.core import run_timeline
 from ..reference.top_k import SCALE_FLOOR, TopKReference
 from . import Param, StrategyDef
 
@@ -116,19 +117,10 @@ def observe(state, params, sched, s, l, experts, counts, out):
     return n
 
 
-try:  # the shared timeline core; absent only while it is being written
-    from ..timeline.core import run_timeline
-except ImportError:  # pragma: no cover
-    run_timeline = None
 
-if run_timeline is not None:
-
-    @kernel
-    def replay(sched, cost, config, params):
-        return run_timeline(sched, cost, config, params, init, observe)
-
-else:  # pragma: no cover
-    replay = None
+@kernel
+def replay(sched, cost, config, params):
+    return run_timeline(sched, cost, config, params, init, observe)
 
 
 STRATEGY = StrategyDef(

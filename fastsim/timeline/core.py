@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._jit import kernel
+from .evict import heap_push, heap_remove, heap_up, lru_push_mru, lru_unlink
 
 __all__ = ["prefetch_lists", "make_entry"]
 
@@ -90,85 +91,43 @@ MISS = 2
 
 
 @njit(nogil=True, inline="always")
-def _lru_unlink(prv, nxt, key):
-    p = prv[key]
-    n = nxt[key]
-    nxt[p] = n
-    prv[n] = p
-
-
-@njit(nogil=True, inline="always")
-def _lru_push_mru(prv, nxt, key, head):
-    # head is the sentinel: nxt[head] is least recent, prv[head] most recent
-    last = prv[head]
-    nxt[last] = key
-    prv[key] = last
-    nxt[key] = head
-    prv[head] = key
-
-
-@njit(nogil=True, inline="always")
-def _better(key_next, a, b):
-    """Belady priority: farther next use first, then the lower key."""
-    na = key_next[a]
-    nb = key_next[b]
-    return na > nb or (na == nb and a < b)
+def _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, call, ready_at, g, allow_in_flight):
+    """The least recent key outside ``R`` and not protected by observe-call ``call``: a settled
+    one, else (``allow_in_flight``) the least recent in flight; -1 when there is none."""
+    fallback = -1
+    k = nxt[head]
+    while k != head:
+        if r_stamp[k] != stamp and prot_stamp[k] != call:
+            if ready_at[k] <= g:
+                return k
+            if allow_in_flight and fallback < 0:
+                fallback = k
+        k = nxt[k]
+    return fallback
 
 
 @njit(nogil=True)
-def _heap_up(heap, hpos, key_next, i):
-    key = heap[i]
-    while i > 0:
-        parent = (i - 1) >> 1
-        pk = heap[parent]
-        if not _better(key_next, key, pk):
-            break
-        heap[i] = pk
-        hpos[pk] = i
-        i = parent
-    heap[i] = key
-    hpos[key] = i
-
-
-@njit(nogil=True)
-def _heap_down(heap, hpos, key_next, i, size):
-    key = heap[i]
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            break
-        if c + 1 < size and _better(key_next, heap[c + 1], heap[c]):
-            c += 1
-        ck = heap[c]
-        if not _better(key_next, ck, key):
-            break
-        heap[i] = ck
-        hpos[ck] = i
-        i = c
-    heap[i] = key
-    hpos[key] = i
-
-
-@njit(nogil=True)
-def _heap_remove(heap, hpos, key_next, key, size):
-    """Remove ``key``; returns the new size."""
-    i = hpos[key]
-    hpos[key] = -1
-    size -= 1
-    if i < size:
-        last = heap[size]
-        heap[i] = last
-        hpos[last] = i
-        _heap_down(heap, hpos, key_next, i, size)
-        _heap_up(heap, hpos, key_next, hpos[last])
-    return size
-
-
-@njit(nogil=True)
-def _heap_fix(heap, hpos, key_next, key, size):
-    i = hpos[key]
-    _heap_up(heap, hpos, key_next, i)
-    _heap_down(heap, hpos, key_next, hpos[key], size)
+def _belady_victim(heap, hpos, key_next, size, spill, r_stamp, stamp, prot_stamp, call, ready_at, g, allow_in_flight):
+    """:func:`_lru_victim` by farthest next use. Pops ineligible keys off the heap until an
+    eligible one tops it, then pushes them back; returns ``(victim, size)``, the victim still
+    in the heap."""
+    n_spill = 0
+    victim = -1
+    fallback = -1
+    while size > 0:
+        top = heap[0]
+        if r_stamp[top] != stamp and prot_stamp[top] != call:
+            if ready_at[top] <= g:
+                victim = top
+                break
+            if allow_in_flight and fallback < 0:
+                fallback = top
+        spill[n_spill] = top
+        n_spill += 1
+        size = heap_remove(heap, hpos, key_next, top, size)
+    for i in range(n_spill):
+        size = heap_push(heap, hpos, key_next, spill[i], size)
+    return (victim if victim >= 0 else fallback), size
 
 
 @njit(nogil=True, inline="always")
@@ -224,7 +183,7 @@ def run_timeline(sched, cost, config, params, init, observe):
     if belady:
         key_next = sched.key_first.copy()
         heap = np.empty(num_keys, np.int64)
-        hpos = np.full(num_keys, -1, np.int64)
+        hpos = np.zeros(num_keys, np.int64)
         spill = np.empty(num_keys, np.int64)
     else:
         key_next = np.empty(0, np.int64)
@@ -285,68 +244,39 @@ def run_timeline(sched, cost, config, params, init, observe):
                         pf_useful += 1
                         pf_pending[key] = 0
                     if not belady:
-                        _lru_unlink(prv, nxt, key)
-                        _lru_push_mru(prv, nxt, key, head)
+                        lru_unlink(prv, nxt, key)
+                        lru_push_mru(prv, nxt, key, head)
                 else:
                     misses += 1
                     if record:
                         outcome[j] = MISS
                     if n_res >= capacity:
-                        victim = -1
-                        fallback = -1
-                        if belady:
-                            n_spill = 0
-                            while heap_size > 0:
-                                top = heap[0]
-                                if r_stamp[top] != stamp:
-                                    if ready_at[top] <= g:
-                                        victim = top
-                                        break
-                                    if fallback < 0:
-                                        fallback = top
-                                spill[n_spill] = top
-                                n_spill += 1
-                                heap_size = _heap_remove(heap, hpos, key_next, top, heap_size)
-                            for i in range(n_spill):
-                                k2 = spill[i]
-                                heap[heap_size] = k2
-                                hpos[k2] = heap_size
-                                heap_size += 1
-                                _heap_up(heap, hpos, key_next, heap_size - 1)
-                        else:
-                            k2 = nxt[head]
-                            while k2 != head:
-                                if r_stamp[k2] != stamp:
-                                    if ready_at[k2] <= g:
-                                        victim = k2
-                                        break
-                                    if fallback < 0:
-                                        fallback = k2
-                                k2 = nxt[k2]
-                        if victim < 0:
-                            victim = fallback
                         # capacity >= |R| guarantees a victim outside R exists here
+                        if belady:
+                            victim, heap_size = _belady_victim(
+                                heap, hpos, key_next, heap_size, spill, r_stamp, stamp, prot_stamp, -1,
+                                ready_at, g, True,
+                            )
+                        else:
+                            victim = _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, -1, ready_at, g, True)
                         resident[victim] = 0
                         n_res -= 1
                         if pf_pending[victim]:
                             pf_wasted += 1
                             pf_pending[victim] = 0
                         if belady:
-                            heap_size = _heap_remove(heap, hpos, key_next, victim, heap_size)
+                            heap_size = heap_remove(heap, hpos, key_next, victim, heap_size)
                         else:
-                            _lru_unlink(prv, nxt, victim)
+                            lru_unlink(prv, nxt, victim)
                     start = g if g > link_free else link_free
                     ready_at[key] = start + load_ns
                     link_free = ready_at[key]
                     resident[key] = 1
                     n_res += 1
                     if belady:
-                        heap[heap_size] = key
-                        hpos[key] = heap_size
-                        heap_size += 1
-                        _heap_up(heap, hpos, key_next, heap_size - 1)
+                        heap_size = heap_push(heap, hpos, key_next, key, heap_size)
                     else:
-                        _lru_push_mru(prv, nxt, key, head)
+                        lru_push_mru(prv, nxt, key, head)
                 if ready_at[key] > ready_max:
                     ready_max = ready_at[key]
             # ---- 3. prefetch
@@ -376,30 +306,13 @@ def run_timeline(sched, cost, config, params, init, observe):
                 if max_loads >= 0 and loads >= max_loads:
                     break
                 if n_res >= capacity:
-                    victim = -1
                     if belady:
-                        n_spill = 0
-                        while heap_size > 0:
-                            top = heap[0]
-                            if r_stamp[top] != stamp and prot_stamp[top] != call and ready_at[top] <= g:
-                                victim = top
-                                break
-                            spill[n_spill] = top
-                            n_spill += 1
-                            heap_size = _heap_remove(heap, hpos, key_next, top, heap_size)
-                        for i2 in range(n_spill):
-                            k2 = spill[i2]
-                            heap[heap_size] = k2
-                            hpos[k2] = heap_size
-                            heap_size += 1
-                            _heap_up(heap, hpos, key_next, heap_size - 1)
+                        victim, heap_size = _belady_victim(
+                            heap, hpos, key_next, heap_size, spill, r_stamp, stamp, prot_stamp, call,
+                            ready_at, g, False,
+                        )
                     else:
-                        k2 = nxt[head]
-                        while k2 != head:
-                            if r_stamp[k2] != stamp and prot_stamp[k2] != call and ready_at[k2] <= g:
-                                victim = k2
-                                break
-                            k2 = nxt[k2]
+                        victim = _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, call, ready_at, g, False)
                     if victim < 0:
                         break
                     if belady and key_next[victim] < key_next[key]:
@@ -413,9 +326,9 @@ def run_timeline(sched, cost, config, params, init, observe):
                         pf_wasted += 1
                         pf_pending[victim] = 0
                     if belady:
-                        heap_size = _heap_remove(heap, hpos, key_next, victim, heap_size)
+                        heap_size = heap_remove(heap, hpos, key_next, victim, heap_size)
                     else:
-                        _lru_unlink(prv, nxt, victim)
+                        lru_unlink(prv, nxt, victim)
                 start = g if g > link_free else link_free
                 ready_at[key] = start + load_ns
                 link_free = ready_at[key]
@@ -427,26 +340,24 @@ def run_timeline(sched, cost, config, params, init, observe):
                 prot_stamp[key] = call
                 processed += 1
                 if belady:
-                    heap[heap_size] = key
-                    hpos[key] = heap_size
-                    heap_size += 1
-                    _heap_up(heap, hpos, key_next, heap_size - 1)
+                    heap_size = heap_push(heap, hpos, key_next, key, heap_size)
                 else:
-                    _lru_push_mru(prv, nxt, key, head)
+                    lru_push_mru(prv, nxt, key, head)
             if not belady:
                 # recency in reverse list order: the most wanted key ends the most recent
                 for i in range(processed - 1, -1, -1):
                     key = out[i]
                     if resident[key]:
-                        _lru_unlink(prv, nxt, key)
-                        _lru_push_mru(prv, nxt, key, head)
+                        lru_unlink(prv, nxt, key)
+                        lru_push_mru(prv, nxt, key, head)
             else:
                 # R's keys move to their next demand only now, so that during this position's
                 # demand and prefetch they rank last (they may not be evicted anyway)
                 for j in range(lo, hi):
                     key = base + r_experts[j]
+                    # a demand moves the key's next use later: it can only rise in the heap
                     key_next[key] = sched.r_next[j]
-                    _heap_fix(heap, hpos, key_next, key, heap_size)
+                    heap_up(heap, hpos, key_next, hpos[key])
             # ---- 4. compute
             start = ready_max
             stall += start - g

@@ -16,54 +16,9 @@ import numpy as np
 from numba import njit
 
 from . import core
+from .evict import heap_down, heap_push, heap_up, lru_push_mru, lru_unlink
 
 __all__ = ["run_demand_only"]
-
-
-@njit(nogil=True, inline="always")
-def _better(key_next, a, b):
-    na = key_next[a]
-    nb = key_next[b]
-    return na > nb or (na == nb and a < b)
-
-
-# A 4-ary max-heap of resident keys by next use: shallower than a binary heap, and its children
-# share a cache line.
-@njit(nogil=True)
-def _up(heap, hpos, key_next, i):
-    key = heap[i]
-    while i > 0:
-        parent = (i - 1) >> 2
-        pk = heap[parent]
-        if not _better(key_next, key, pk):
-            break
-        heap[i] = pk
-        hpos[pk] = i
-        i = parent
-    heap[i] = key
-    hpos[key] = i
-
-
-@njit(nogil=True)
-def _down(heap, hpos, key_next, i, size):
-    key = heap[i]
-    while True:
-        c = 4 * i + 1
-        if c >= size:
-            break
-        best = c
-        end = c + 4 if c + 4 < size else size
-        for d in range(c + 1, end):
-            if _better(key_next, heap[d], heap[best]):
-                best = d
-        bk = heap[best]
-        if not _better(key_next, bk, key):
-            break
-        heap[i] = bk
-        hpos[bk] = i
-        i = best
-    heap[i] = key
-    hpos[key] = i
 
 
 @njit(nogil=True, inline="always")
@@ -138,15 +93,8 @@ def run_demand_only(sched, cost, config):
                     if record:
                         outcome[j] = core.HIT
                     if not belady:
-                        a = prv[key]
-                        b = nxt[key]
-                        nxt[a] = b
-                        prv[b] = a
-                        last = prv[head]
-                        nxt[last] = key
-                        prv[key] = last
-                        nxt[key] = head
-                        prv[head] = key
+                        lru_unlink(prv, nxt, key)
+                        lru_push_mru(prv, nxt, key, head)
                     continue
                 misses += 1
                 n_miss += 1
@@ -161,36 +109,26 @@ def run_demand_only(sched, cost, config):
                         if heap_size > 0:
                             heap[0] = heap[heap_size]
                             hpos[heap[0]] = 0
-                            _down(heap, hpos, key_next, 0, heap_size)
+                            heap_down(heap, hpos, key_next, 0, heap_size)
                     else:
                         victim = nxt[head]
                         while r_stamp[victim] == p + 1:
                             victim = nxt[victim]
-                        a = prv[victim]
-                        b = nxt[victim]
-                        nxt[a] = b
-                        prv[b] = a
+                        lru_unlink(prv, nxt, victim)
                     resident[victim] = 0
                     n_res -= 1
                 resident[key] = 1
                 n_res += 1
                 if belady:
-                    heap[heap_size] = key
-                    _up(heap, hpos, key_next, heap_size)
-                    heap_size += 1
+                    heap_size = heap_push(heap, hpos, key_next, key, heap_size)
                 else:
-                    last = prv[head]
-                    nxt[last] = key
-                    prv[key] = last
-                    nxt[key] = head
-                    prv[head] = key
+                    lru_push_mru(prv, nxt, key, head)
             if belady:
                 for j in range(lo, hi):
                     key = base + np.uint64(r_experts[j])
                     key_next[key] = r_next[j]
-                    i = hpos[key]
-                    _up(heap, hpos, key_next, i)
-                    _down(heap, hpos, key_next, hpos[key], heap_size)
+                    # a demand moves the key's next use later: it can only rise in the heap
+                    heap_up(heap, hpos, key_next, hpos[key])
             # the link was idle at the position's start, so its loads end n_miss loads later
             wait = n_miss * load_ns
             stall += wait
@@ -282,17 +220,10 @@ def run_demand_single(sched, cost, config):
                     if belady:
                         # a demand moves the key's next use later: it can only rise in the heap
                         key_next[key] = r_next[j]
-                        _up(heap, hpos, key_next, hpos[key])
+                        heap_up(heap, hpos, key_next, hpos[key])
                     else:
-                        a = prv[key]
-                        b = nxt[key]
-                        nxt[a] = b
-                        prv[b] = a
-                        last = prv[head]
-                        nxt[last] = key
-                        prv[key] = last
-                        nxt[key] = head
-                        prv[head] = key
+                        lru_unlink(prv, nxt, key)
+                        lru_push_mru(prv, nxt, key, head)
                 else:
                     misses += 1
                     step_misses += 1
@@ -306,26 +237,18 @@ def run_demand_single(sched, cost, config):
                             resident[heap[0]] = 0
                             heap[0] = key
                             hpos[key] = 0
-                            _down(heap, hpos, key_next, 0, heap_size)
+                            heap_down(heap, hpos, key_next, 0, heap_size)
                         else:
-                            heap[heap_size] = key
-                            _up(heap, hpos, key_next, heap_size)
-                            heap_size += 1
+                            heap_size = heap_push(heap, hpos, key_next, key, heap_size)
                             n_res += 1
                     else:
                         if n_res >= capacity:
                             victim = nxt[head]
                             resident[victim] = 0
-                            b = nxt[victim]
-                            nxt[head] = b
-                            prv[b] = head
+                            lru_unlink(prv, nxt, victim)
                         else:
                             n_res += 1
-                        last = prv[head]
-                        nxt[last] = key
-                        prv[key] = last
-                        nxt[key] = head
-                        prv[head] = key
+                        lru_push_mru(prv, nxt, key, head)
             resident_sum += n_res
             if n_res > peak:
                 peak = n_res

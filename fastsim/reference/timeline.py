@@ -5,7 +5,10 @@ Slow on purpose and written to follow the SPEC's text line by line; the kernel i
 """
 from __future__ import annotations
 
-from ..replay import ReplayResult, resolve_config
+import numpy as np
+
+from ..replay import ReplayResult, metrics_from_counters, resolve_config
+from ..timeline import core
 from ..timeline.durations import to_ns, load_seconds, expert_seconds, dense_seconds
 from .._version import __version__
 
@@ -208,31 +211,19 @@ def replay_reference(
         step_stall.append(this_stall)
     wasted += len(prefetched_unused)
 
-    import numpy as np
-
-    accesses = hits + late + misses
-    total_s = now / 1e9
-    samples = sched.num_steps * L
-    metrics = {
-        "accesses": accesses,
-        "hits": hits,
-        "late": late,
-        "misses": misses,
-        "hit_rate": hits / accesses if accesses else 0.0,
-        "demand_loads": misses,
-        "prefetch_loads": pf_loads,
-        "prefetch_useful": useful,
-        "prefetch_wasted": wasted,
-        "h2d_bytes": (misses + pf_loads) * cfg.model.expert_bytes,
-        "stall_s": stall / 1e9,
-        "total_time_s": total_s,
-        "tokens": trace.num_tokens,
-        "steps": sched.num_steps,
-        "tokens_per_s": trace.num_tokens / total_s if total_s > 0 else 0.0,
-        "mean_resident": resident_sum / samples if samples else 0.0,
-        "peak_resident": peak,
-        "peak_cache_bytes": peak * cfg.model.expert_bytes,
-    }
+    counters = [0] * core.N_SIZE
+    counters[core.N_HITS] = hits
+    counters[core.N_LATE] = late
+    counters[core.N_MISSES] = misses
+    counters[core.N_PREFETCH_LOADS] = pf_loads
+    counters[core.N_PREFETCH_USEFUL] = useful
+    counters[core.N_PREFETCH_WASTED] = wasted
+    counters[core.N_STALL_NS] = stall
+    counters[core.N_TOTAL_NS] = now
+    counters[core.N_RESIDENT_SUM] = resident_sum
+    counters[core.N_PEAK_RESIDENT] = peak
+    counters[core.N_SAMPLES] = sched.num_steps * L
+    metrics = metrics_from_counters(counters, sched, trace.num_tokens, cfg.model.expert_bytes)
     result = ReplayResult(
         metrics=metrics,
         config={**cfg.describe(), "trace": trace.fingerprint(), "fastsim_version": __version__},

@@ -253,3 +253,67 @@ def test_cli_writes_report_and_leaves_no_temporary_files(tmp_path, capsys):
     assert main(["report", str(path), "--no-published", "--no-plots"]) == 0
     assert (tmp_path / "report.md").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _flagged(table: pa.Table, reproduces: str | None) -> pa.Table:
+    """The hand-made table on the real Switch profiles, with or without the reproduction flag."""
+    table = table.set_column(table.schema.get_field_index("model"), "model",
+                             pa.array(["switch-base-128"] * table.num_rows))
+    table = table.set_column(table.schema.get_field_index("hardware"), "hardware",
+                             pa.array(["rtx3090"] * table.num_rows))
+    if reproduces is not None:
+        table = table.replace_schema_metadata({b"fastsim.reproduces": reproduces.encode()})
+    return table
+
+
+def test_reproduction_flag_decides_the_seed_comparison(tmp_path):
+    pub = tmp_path / "published"
+    pub.mkdir()
+    (pub / "switch.csv").write_text(SEED_CSV_SWITCH)
+    # real profile names: no seed model to guess from, so only the flag brings the comparison
+    pq.write_table(_flagged(_table(), "seed-switch"), tmp_path / "flagged.parquet")
+    pq.write_table(_flagged(_table(), None), tmp_path / "plain.parquet")
+    flagged = write_report(tmp_path / "flagged.parquet", tmp_path / "a", published=pub, plots=False).markdown.read_text()
+    plain = write_report(tmp_path / "plain.parquet", tmp_path / "b", published=pub, plots=False).markdown.read_text()
+    assert "Beside the seed: Switch Transformer" in flagged
+    assert "`switch-base-128` / `rtx3090`" in flagged
+    assert "Beside the seed" not in plain
+    # a flag naming the Qwen experiment finds no Qwen table here: no comparison, and no Switch one
+    pq.write_table(_flagged(_table(), "seed-qwen"), tmp_path / "qwen.parquet")
+    other = write_report(tmp_path / "qwen.parquet", tmp_path / "c", published=pub, plots=False).markdown.read_text()
+    assert "Beside the seed" not in other
+
+
+# on-demand and oracle over a cache ladder at batch 1 (one run each): total_time_s
+LADDER = {
+    ("on-demand", "working-set"): 4.0,
+    ("on-demand", "128 slots"): 3.0, ("oracle", "128 slots"): 5.0,   # loses to both
+    ("on-demand", "256 slots"): 2.5, ("oracle", "256 slots"): 3.2,   # beats the baseline only
+    ("on-demand", "512 slots"): 2.0, ("oracle", "512 slots"): 1.6,   # beats both
+}
+
+
+def _ladder_table() -> pa.Table:
+    rows = []
+    for cid, ((strategy, cache), t) in enumerate(LADDER.items()):
+        slots = 1 if cache == "working-set" else int(cache.split()[0])
+        rows.append({
+            "config_id": cid, "run": 0, "seed": 0, "trace": "t", "strategy": strategy, "model": "switch-base-128",
+            "hardware": "rtx3090", "batch_size": 1, "cache_request": cache, "cache_slots": slots, "eviction": "lru",
+            "max_prefetch_loads": None, "model_num_layers": 12, "model_num_experts": 128, "model_top_k": 1,
+            "model_expert_bytes": EXPERT, "total_time_s": t, "hit_rate": 0.5, "peak_cache_bytes": slots * EXPERT,
+            "speedup": LADDER[("on-demand", "working-set")] / t, "error": None, "misses": 10, "accesses": 20,
+            "tokens": 5,
+        })
+    return pa.Table.from_pylist(rows).replace_schema_metadata({b"fastsim.reproduces": b"seed-switch"})
+
+
+def test_cache_ladder_names_where_each_strategy_wins(tmp_path):
+    pub = tmp_path / "published"
+    pub.mkdir()
+    (pub / "switch.csv").write_text(SEED_CSV_SWITCH)
+    text = write_report(_ladder_table(), tmp_path, published=pub, plots=False).markdown.read_text()
+    base_row, same_row = [l for l in text.splitlines() if l.startswith("| `switch-base-128` on `rtx3090` | oracle | ")][:2]
+    assert _cells(base_row)[2:] == [f"{4.0 / 5.0:.2f}×", f"{4.0 / 3.2:.2f}×", f"{4.0 / 1.6:.2f}×", "256 slots"]
+    assert _cells(same_row)[2:] == [f"{3.0 / 5.0:.2f}×", f"{2.5 / 3.2:.2f}×", f"{2.0 / 1.6:.2f}×", "512 slots"]
+    assert "oracle from 256 slots" in text and "Beats on-demand at the same cache: oracle from 512 slots" in text

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from . import markdown as md
 from . import seed as seedmod
-from .tables import ReportError, check_table, read_results, summarise
+from .tables import ReportError, check_table, read_results, summarise, table_meta
 
 __all__ = ["ReportResult", "write_report", "REPORT_NAME", "FIGURES"]
 
@@ -111,7 +111,7 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
     table_path = None
     if isinstance(source, pa.Table):
         check_table(source)
-        table, meta = source, {}
+        table, meta = source, table_meta(source)
         if out is None:
             raise ReportError("write_report: give out= for a table held in memory")
     else:
@@ -126,12 +126,15 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
     for s in summaries:
         settings.setdefault(s.setting, []).append(s)
 
+    # What the table reproduces: the spec's ``reproduces`` flag, else (older tables) a guess from
+    # the seed's model profile names and the model shapes.
+    flagged = seedmod.REPRODUCES.get(meta.get("reproduces") or "")
     pubs: dict = {}
     if published is not False:
         folder = seedmod.find_published(table_path, published)
         if published is not None and (folder is None or not Path(folder).is_dir()):
             raise ReportError(f"{published}: no such folder of published figures")
-        if folder is not None and any(s.model in seedmod.SEED_MODELS for s in summaries):
+        if folder is not None and (flagged or any(s.model in seedmod.SEED_MODELS for s in summaries)):
             pubs = seedmod.load_published(folder)
 
     figures: list[Path] = []
@@ -171,10 +174,14 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
 
     contents = []
     body: list[str] = []
-    kinds = [k for k in ("switch", "qwen") if k in pubs and any(seedmod.kind_of(s) == k for s in summaries)]
+    if flagged:
+        kinds = [flagged] if flagged in pubs else []
+    else:
+        kinds = [k for k in ("switch", "qwen") if k in pubs and any(seedmod.kind_of(s) == k for s in summaries)]
     for kind in kinds:
         pub = pubs[kind]
-        mine = {k: v for k, v in settings.items() if seedmod.kind_of(v[0]) == kind}
+        keys = seedmod.seed_profile_first(settings)
+        mine = {k: settings[k] for k in keys if flagged or seedmod.kind_of(settings[k][0]) == kind}
         fig = None
         if draw:
             fig = rel(pl.seed_figure(_seed_bars(pub, mine), f"{seedmod.TITLES[kind]}: speedup at batch 1",
@@ -223,8 +230,10 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
 
 
 def _seed_bars(pub: seedmod.Published, settings: dict) -> list[tuple]:
-    seed_set = next((v for k, v in settings.items() if k[1] in seedmod.SEED_MODELS and k[2] == seedmod.SEED_HARDWARE), None)
-    real_set = next((v for k, v in settings.items() if k[1] not in seedmod.SEED_MODELS and k[2] != seedmod.SEED_HARDWARE), None)
+    # settings come seed profiles first (seed_profile_first): the first is the seed's, the last the real one
+    values = list(settings.values())
+    seed_set = values[0] if values else None
+    real_set = values[-1] if len(values) > 1 else None
     rows = []
     for strategy in list(seedmod.LETTERS.values())[1:]:
         vals = [pub.speedup(strategy, 1)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from .tables import Summary
 
 __all__ = [
-    "PublishedRow", "Published", "SEED_MODELS", "SEED_HARDWARE", "load_published", "find_published",
+    "PublishedRow", "Published", "SEED_MODELS", "SEED_HARDWARE", "REPRODUCES", "seed_profile_first", "load_published", "find_published",
     "kind_of", "pick", "strategy_cache",
 ]
 
@@ -29,6 +29,8 @@ SHAPES = {"switch": (12, 128, 1), "qwen": (28, 64, 8)}
 #: The model profiles that reproduce the seed's own figures, and its hardware timing.
 SEED_MODELS = {"seed-switch": "switch", "seed-qwen": "qwen"}
 SEED_HARDWARE = "rtx3090-seed"
+#: A spec's ``reproduces`` value (stored in the results table's metadata) -> the published kind.
+REPRODUCES = {"seed-switch": "switch", "seed-qwen": "qwen"}
 TITLES = {"switch": "Switch Transformer (128 experts, 12 layers, top-1)", "qwen": "Qwen MoE (64 experts, 28 layers, top-8)"}
 
 
@@ -151,8 +153,17 @@ def find_published(table_path, explicit=None) -> Path | None:
     return None
 
 
+def seed_profile_first(settings: dict) -> list:
+    """The setting keys ``(trace, model, hardware)`` of a table reproducing the seed, those on the
+    seed's own profiles (a seed model or the seed's GPU timing) first, then the others in order."""
+    keys = list(settings)
+    return sorted(keys, key=lambda k: not (k[1] in SEED_MODELS or k[2] == SEED_HARDWARE))
+
+
 def kind_of(s: Summary) -> str | None:
-    """``"switch"`` or ``"qwen"`` for a configuration on a model of that shape, else None."""
+    """``"switch"`` or ``"qwen"`` for a configuration on a model of that shape, else None.
+
+    The fallback for tables whose spec does not say what it reproduces (``reproduces``)."""
     if s.model in SEED_MODELS:
         return SEED_MODELS[s.model]
     for kind, shape in SHAPES.items():

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..errors import FastsimError
 
 __all__ = [
-    "ReportError", "REQUIRED_COLUMNS", "STRATEGY_ORDER", "Summary", "read_results", "check_table",
+    "ReportError", "REQUIRED_COLUMNS", "STRATEGY_ORDER", "Summary", "read_results", "table_meta", "check_table",
     "summarise", "setting_key", "sort_key", "percentile", "sample_std",
 ]
 
@@ -174,6 +174,13 @@ def read_results(path) -> tuple[pa.Table, dict]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise ReportError(f"{path}: not a Parquet results table ({_first_line(exc)})") from None
     check_table(table, str(path))
+    return table, table_meta(table)
+
+
+def table_meta(table: pa.Table) -> dict:
+    """The sweep metadata a results table carries: ``spec`` (the spec as a dict, or ``{}``),
+    ``spec_hash``, ``version`` and ``reproduces`` (the published experiment the spec declares it
+    reproduces), each when present."""
     raw = table.schema.metadata or {}
     meta: dict = {}
     spec_text = raw.get(b"fastsim.spec")
@@ -182,11 +189,13 @@ def read_results(path) -> tuple[pa.Table, dict]:
             meta["spec"] = json.loads(spec_text.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             meta["spec"] = {}
-    for key in ("spec_hash", "version"):
+    for key in ("spec_hash", "version", "reproduces"):
         value = raw.get(f"fastsim.{key}".encode())
         if value:
             meta[key] = value.decode("utf-8", "replace")
-    return table, meta
+    if "reproduces" not in meta and isinstance((meta.get("spec") or {}).get("reproduces"), str):
+        meta["reproduces"] = meta["spec"]["reproduces"]
+    return meta
 
 
 def _first_line(exc: BaseException) -> str:

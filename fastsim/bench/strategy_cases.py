@@ -95,11 +95,18 @@ def multi_look_sizes(ctx) -> tuple[int, int, int]:
 
 
 def quadratic_fit(n1: float, t1: float, n2: float, t2: float) -> tuple[float, float]:
-    """``(a, b)`` of ``t = a n + b n**2`` through two points; ``b >= 0`` (noise can bend it below)."""
+    """``(a, b)`` of ``t = a n + b n**2`` through two points, with ``a, b >= 0``.
+
+    Where the exact fit has a negative coefficient (noise, or growth a little faster than
+    quadratic), the curve is the pure line or pure parabola through the longer point ``(n2, t2)``.
+    """
     b = (t2 / n2 - t1 / n1) / (n2 - n1) if n2 != n1 else 0.0
-    if b < 0:
+    if b <= 0:
         return t2 / n2, 0.0
-    return t2 / n2 - b * n2, b
+    a = t2 / n2 - b * n2
+    if a < 0:
+        return 0.0, t2 / (n2 * n2)
+    return a, b
 
 
 def _one_layer_model(name: str) -> dict:

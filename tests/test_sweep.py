@@ -119,9 +119,8 @@ def test_cli_bad_spec_exits_2(tmp_path):
 
 def test_smoke_spec_covers_every_strategy():
     spec = load_spec(REPO / "sweeps" / "smoke.toml")
-    assert {g.strategy for g in spec.grids} == set(fastsim.strategies.list_strategies()) >= {
-        "on-demand", "oracle", "multi-look", "top-k", "intelligent"
-    }
+    # the built-ins only: other tests register strategies of their own in this process
+    assert {g.strategy for g in spec.grids} == {"on-demand", "oracle", "multi-look", "top-k", "intelligent"}
     assert spec.runs == 2 and len(spec.batch_sizes) == 2
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from fastsim.bench import get_cases, run_bench
+from fastsim.bench import get_cases
 from fastsim.bench import strategy_cases, sweep_case
 from fastsim.bench.runner import COMMON_FIELDS
 from fastsim.cli.main import main

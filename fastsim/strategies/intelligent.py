@@ -107,8 +107,14 @@ def init(num_layers, num_experts, top_k, params):
     order = np.empty(E, np.int64)
     vals = np.empty(E, np.float64)
     stamp = np.zeros(1, np.int64)
+    # the frequency and recency components' last lists, per layer (see _top_tracked)
+    top_f = np.empty((L, max(1, min(E, int(params[_LIM_F])))), np.int64)
+    top_r = np.empty((L, max(1, min(E, int(params[_LIM_R])))), np.int64)
+    n_top = np.zeros((2, L), np.int64)
+    cstamp = np.zeros(E, np.int64)
     return (trans, row_sum, scale, freq, recency, weights, clock,
-            best, cand, fused, in_r, touched, lists, lens, order, vals, stamp)
+            best, cand, fused, in_r, touched, lists, lens, order, vals, stamp,
+            top_f, top_r, n_top, cstamp)
 
 
 @kernel
@@ -162,6 +168,48 @@ def _top_of_all(dst, vals, limit, score, num_experts):
     return n
 
 
+@kernel(inline="always")
+def _top_tracked(top, n_top, l, limit, score, num_experts, r_ptr, r_experts, num_layers, first, last, cstamp, stamp, dst, vals):
+    """:func:`_top_of_all` for a component whose scores, since its last list ``top[l]``, were all
+    scaled by one factor except the experts of layer ``l``'s sets at steps ``first..last``, which
+    rose.
+
+    Uniform scaling keeps the order of the unchanged experts, so the new list is drawn from the
+    old list and the changed experts; a vectorisable count then checks that no other expert
+    reaches its last score (rounding under scaling can create ties), falling back to the full
+    scan when one does. Exact either way; O(limit + changed + E) with the E part branch-free.
+    """
+    if limit <= 0:
+        return 0
+    stamp[0] += 1
+    mark = stamp[0]
+    n = 0
+    for i in range(n_top[l]):
+        e = top[l, i]
+        cstamp[e] = mark
+        n = _insert_ranked(dst, n, limit, e, score)
+    for u in range(first, last + 1):
+        p = u * num_layers + l
+        for j in range(r_ptr[p], r_ptr[p + 1]):
+            e = r_experts[j]
+            if cstamp[e] != mark:
+                cstamp[e] = mark
+                n = _insert_ranked(dst, n, limit, e, score)
+    exact = n == limit
+    if exact:
+        cut = score[dst[n - 1]]
+        outside = 0
+        for e in range(num_experts):
+            outside += (score[e] >= cut) & (cstamp[e] != mark)
+        exact = outside == 0
+    if not exact:
+        n = _top_of_all(dst, vals, limit, score, num_experts)
+    for i in range(n):
+        top[l, i] = dst[i]
+    n_top[l] = n
+    return n
+
+
 @kernel
 def _int_param(value, cap):
     """An integer parameter clamped to ``cap`` (parameters travel as float64)."""
@@ -174,7 +222,8 @@ def _int_param(value, cap):
 @kernel(inline="always")
 def observe(state, params, sched, s, l, experts, counts, out):
     (trans, row_sum, scale, freq, recency, weights, clock,
-     best, cand, fused, in_r, touched, lists, lens, order, vals, stamp) = state
+     best, cand, fused, in_r, touched, lists, lens, order, vals, stamp,
+     top_f, top_r, n_top, cstamp) = state
     E = sched.num_experts
     L = sched.num_layers
     r_ptr = sched.r_ptr
@@ -274,8 +323,15 @@ def observe(state, params, sched, s, l, experts, counts, out):
     for k in range(n_cand):
         best[cand[k]] = 0.0
     lens[0] = n_t
-    lens[1] = _top_of_all(lists[1], vals, _int_param(params[_LIM_F], E), fr, E)
-    lens[2] = _top_of_all(lists[2], vals, _int_param(params[_LIM_R], E), rc, E)
+    # frequency rose for the window's experts, recency for the current set's; the rest decayed
+    lens[1] = _top_tracked(
+        top_f, n_top[0], l, _int_param(params[_LIM_F], E), fr, E, r_ptr, r_experts, L, first, s, cstamp, stamp,
+        lists[1], vals,
+    )
+    lens[2] = _top_tracked(
+        top_r, n_top[1], l, _int_param(params[_LIM_R], E), rc, E, r_ptr, r_experts, L, s, s, cstamp, stamp,
+        lists[2], vals,
+    )
     lens[3] = n_p
 
     # 3. fusion: each component adds its weight to its experts, in the seed's component order

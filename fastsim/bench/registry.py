@@ -44,10 +44,13 @@ def register_case(name: str, description: str, target: str = "") -> Callable:
 
 
 def get_cases() -> dict[str, BenchCase]:
-    """Every registered case, built-ins loaded first."""
+    """Every registered case, in :data:`CASE_MODULES` order whatever order the modules were
+    imported in (then other modules' cases, as registered)."""
     for mod in CASE_MODULES:
         importlib.import_module(f"{__package__}.{mod}")
-    return dict(_CASES)
+    rank = {f"{__package__}.{mod}": i for i, mod in enumerate(CASE_MODULES)}
+    order = sorted(enumerate(_CASES.values()), key=lambda ic: (rank.get(ic[1].func.__module__, len(rank)), ic[0]))
+    return {case.name: case for _, case in order}
 
 
 def resolve_names(names) -> list[str]:

@@ -131,6 +131,32 @@ def _belady_victim(heap, hpos, key_next, size, spill, r_stamp, stamp, prot_stamp
 
 
 @njit(nogil=True, inline="always")
+def _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt):
+    """Drop ``victim`` from the cache (the caller counts a pending prefetch as wasted first);
+    returns the heap's new size."""
+    resident[victim] = 0
+    pf_pending[victim] = 0
+    if belady:
+        return heap_remove(heap, hpos, key_next, victim, heap_size)
+    lru_unlink(prv, nxt, victim)
+    return heap_size
+
+
+@njit(nogil=True, inline="always")
+def _load(key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt, head):
+    """Issue ``key``'s load at ``g`` on the FIFO link, as the most recent key (LRU) or by its
+    next use (Belady); returns ``(link_free, heap_size)``."""
+    start = g if g > link_free else link_free
+    ready_at[key] = start + load_ns
+    resident[key] = 1
+    if belady:
+        heap_size = heap_push(heap, hpos, key_next, key, heap_size)
+    else:
+        lru_push_mru(prv, nxt, key, head)
+    return ready_at[key], heap_size
+
+
+@njit(nogil=True, inline="always")
 def run_timeline(sched, cost, config, params, init, observe):
     """Replay one configuration (SPEC section 3).
 
@@ -259,24 +285,14 @@ def run_timeline(sched, cost, config, params, init, observe):
                             )
                         else:
                             victim = _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, -1, ready_at, g, True)
-                        resident[victim] = 0
+                        pf_wasted += pf_pending[victim]
+                        heap_size = _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt)
                         n_res -= 1
-                        if pf_pending[victim]:
-                            pf_wasted += 1
-                            pf_pending[victim] = 0
-                        if belady:
-                            heap_size = heap_remove(heap, hpos, key_next, victim, heap_size)
-                        else:
-                            lru_unlink(prv, nxt, victim)
-                    start = g if g > link_free else link_free
-                    ready_at[key] = start + load_ns
-                    link_free = ready_at[key]
-                    resident[key] = 1
+                    link_free, heap_size = _load(
+                        key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt,
+                        head,
+                    )
                     n_res += 1
-                    if belady:
-                        heap_size = heap_push(heap, hpos, key_next, key, heap_size)
-                    else:
-                        lru_push_mru(prv, nxt, key, head)
                 if ready_at[key] > ready_max:
                     ready_max = ready_at[key]
             # ---- 3. prefetch
@@ -320,29 +336,19 @@ def run_timeline(sched, cost, config, params, init, observe):
                         prot_stamp[key] = call
                         processed += 1
                         continue
-                    resident[victim] = 0
+                    pf_wasted += pf_pending[victim]
+                    heap_size = _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt)
                     n_res -= 1
-                    if pf_pending[victim]:
-                        pf_wasted += 1
-                        pf_pending[victim] = 0
-                    if belady:
-                        heap_size = heap_remove(heap, hpos, key_next, victim, heap_size)
-                    else:
-                        lru_unlink(prv, nxt, victim)
-                start = g if g > link_free else link_free
-                ready_at[key] = start + load_ns
-                link_free = ready_at[key]
-                resident[key] = 1
+                link_free, heap_size = _load(
+                    key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt,
+                    head,
+                )
                 n_res += 1
                 pf_pending[key] = 1
                 pf_loads += 1
                 loads += 1
                 prot_stamp[key] = call
                 processed += 1
-                if belady:
-                    heap_size = heap_push(heap, hpos, key_next, key, heap_size)
-                else:
-                    lru_push_mru(prv, nxt, key, head)
             if not belady:
                 # recency in reverse list order: the most wanted key ends the most recent
                 for i in range(processed - 1, -1, -1):

@@ -22,6 +22,32 @@ __all__ = ["run_demand_only"]
 
 
 @njit(nogil=True, inline="always")
+def _arrays(sched, num_keys, belady, per_step, record):
+    """The per-replay arrays of both demand-only paths: residency, the LRU list (sentinel at
+    ``num_keys``), the Belady heap and next uses, counters and the optional outputs."""
+    resident = np.zeros(num_keys, np.uint8)
+    prv = np.empty(num_keys + np.uint64(1), np.uint64)
+    nxt = np.empty(num_keys + np.uint64(1), np.uint64)
+    prv[num_keys] = num_keys
+    nxt[num_keys] = num_keys
+    if belady:
+        key_next = sched.key_first.copy()
+        heap = np.empty(num_keys, np.uint64)
+        hpos = np.zeros(num_keys, np.int64)
+    else:
+        key_next = np.empty(0, np.int64)
+        heap = np.empty(0, np.uint64)
+        hpos = np.empty(0, np.int64)
+    num_steps = sched.active.shape[0]
+    counters = np.zeros(core.N_SIZE, np.int64)
+    step_time = np.zeros(num_steps if per_step else 0, np.int64)
+    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
+    outcome = np.empty(sched.r_experts.shape[0] if record else 0, np.int8)
+    wanted_ptr = np.zeros(num_steps * sched.num_layers + 1 if record else 0, np.int64)
+    return resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome, wanted_ptr
+
+
+@njit(nogil=True, inline="always")
 def run_demand_only(sched, cost, config):
     """:func:`fastsim.timeline.core.run_timeline` for a strategy that never prefetches."""
     num_layers = sched.num_layers
@@ -40,29 +66,12 @@ def run_demand_only(sched, cost, config):
     r_counts = sched.r_counts
     r_next = sched.r_next
 
-    resident = np.zeros(num_keys, np.uint8)
-    r_stamp = np.zeros(num_keys, np.int64)
+    (resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome,
+     wanted_ptr) = _arrays(sched, num_keys, belady, per_step, record)
     head = num_keys  # LRU sentinel: nxt[head] least recent, prv[head] most recent
-    prv = np.empty(num_keys + np.uint64(1), np.uint64)
-    nxt = np.empty(num_keys + np.uint64(1), np.uint64)
-    prv[head] = head
-    nxt[head] = head
-    if belady:
-        key_next = sched.key_first.copy()
-        heap = np.empty(num_keys, np.uint64)
-        hpos = np.zeros(num_keys, np.int64)
-    else:
-        key_next = np.empty(0, np.int64)
-        heap = np.empty(0, np.uint64)
-        hpos = np.empty(0, np.int64)
+    r_stamp = np.zeros(num_keys, np.int64)
     heap_size = 0
-
-    counters = np.zeros(core.N_SIZE, np.int64)
-    step_time = np.zeros(num_steps if per_step else 0, np.int64)
-    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
-    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
     positions = num_steps * num_layers
-    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
 
     hits = 0
     misses = 0
@@ -173,28 +182,11 @@ def run_demand_single(sched, cost, config):
     r_counts = sched.r_counts
     r_next = sched.r_next
 
-    resident = np.zeros(num_keys, np.uint8)
-    head = num_keys
-    prv = np.empty(num_keys + np.uint64(1), np.uint64)
-    nxt = np.empty(num_keys + np.uint64(1), np.uint64)
-    prv[head] = head
-    nxt[head] = head
-    if belady:
-        key_next = sched.key_first.copy()
-        heap = np.empty(num_keys, np.uint64)
-        hpos = np.zeros(num_keys, np.int64)
-    else:
-        key_next = np.empty(0, np.int64)
-        heap = np.empty(0, np.uint64)
-        hpos = np.empty(0, np.int64)
+    (resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome,
+     wanted_ptr) = _arrays(sched, num_keys, belady, per_step, record)
+    head = num_keys  # LRU sentinel: nxt[head] least recent, prv[head] most recent
     heap_size = 0
-
-    counters = np.zeros(core.N_SIZE, np.int64)
-    step_time = np.zeros(num_steps if per_step else 0, np.int64)
-    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
-    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
     positions = num_steps * num_layers
-    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
 
     hits = 0
     misses = 0

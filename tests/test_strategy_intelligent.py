@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from fastsim.errors import ConfigError
 from fastsim.reference.intelligent import IntelligentLayer, IntelligentReference
 from fastsim.strategies import get_strategy
-from fastsim.strategies.intelligent import STRATEGY, init, observe
-from fastsim.timeline.core import prefetch_lists
+from fastsim.strategies.intelligent import STRATEGY
 from fastsim.timeline.schedule import schedule_from_sets
 
+import strategy_helpers
 from seed_literal_intelligent import Config, IntelligentStrategy
 
 #: Relative distance from a threshold inside which kernel and literal may disagree.
@@ -69,18 +69,11 @@ def param_draws(draw):
 
 
 def reference_lists(sched, K, params):
-    ref = IntelligentReference(sched.num_layers, sched.num_experts, K, sched, **params)
-    lists = []
-    for s in range(sched.num_steps):
-        for l in range(sched.num_layers):
-            R, n = sched.R(s, l)
-            lists.append(ref.observe(s, l, R.tolist(), n.tolist()))
-    return lists
+    return strategy_helpers.reference_lists(IntelligentReference, sched, K, params)
 
 
 def kernel_lists(sched, K, params):
-    ptr, keys = prefetch_lists(sched, K, STRATEGY.resolve(params), init, observe)
-    return [keys[ptr[p] : ptr[p + 1]].tolist() for p in range(ptr.shape[0] - 1)]
+    return strategy_helpers.kernel_lists(STRATEGY, sched, K, params)
 
 
 @given(schedules(), param_draws())

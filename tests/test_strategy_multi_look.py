@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from fastsim.errors import ConfigError
 from fastsim.reference.multi_look import MultiLookReference
 from fastsim.strategies import get_strategy
-from fastsim.strategies.multi_look import STRATEGY, init, observe
-from fastsim.timeline.core import prefetch_lists
+from fastsim.strategies.multi_look import STRATEGY
 from fastsim.timeline.schedule import schedule_from_sets
 
+import strategy_helpers
 from seed_literal_multi_look import MultiLookStrategy
 
 
@@ -49,14 +49,13 @@ param_draws = st.fixed_dictionaries(
 def kernel_lists(sets, num_experts, num_layers, params):
     if not sets:
         return []
-    sched = schedule_from_sets(sets, num_experts)
-    ptr, keys = prefetch_lists(sched, 1, STRATEGY.resolve(params), init, observe)
-    return [keys[ptr[p] : ptr[p + 1]].tolist() for p in range(len(sets) * num_layers)]
+    return strategy_helpers.kernel_lists(STRATEGY, schedule_from_sets(sets, num_experts), 1, params)
 
 
 def reference_lists(sets, num_experts, num_layers, params):
-    ref = MultiLookReference(num_layers, num_experts, 1, None, **params)
-    return [ref.observe(s, l, sets[s][l], None) for s in range(len(sets)) for l in range(num_layers)]
+    if not sets:
+        return []
+    return strategy_helpers.reference_lists(MultiLookReference, schedule_from_sets(sets, num_experts), 1, params)
 
 
 @given(schedules(), param_draws)

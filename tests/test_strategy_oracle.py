@@ -12,34 +12,19 @@ from fastsim.reference import replay_reference
 from fastsim.reference.oracle import OracleReference
 from fastsim.strategies import get_strategy
 from fastsim.strategies import oracle
-from fastsim.timeline.core import prefetch_lists
 from fastsim.timeline.schedule import schedule_from_sets
 
+import strategy_helpers
 from seed_literal_oracle import OracleStrategy
-
-
-def random_sets(seed, steps, layers, num_experts, top_k):
-    """``sets[s][l]``: up to ``top_k`` distinct experts; about one set in eight is empty."""
-    rng = np.random.default_rng(seed)
-    sets = []
-    for _ in range(steps):
-        row = []
-        for _ in range(layers):
-            size = 0 if rng.random() < 0.125 else int(rng.integers(1, top_k + 1))
-            row.append(sorted(rng.choice(num_experts, size=size, replace=False).tolist()))
-        sets.append(row)
-    return sets
+from strategy_helpers import random_sets
 
 
 def kernel_lists(sched, top_k, **params):
-    values = oracle.STRATEGY.resolve(params)
-    ptr, keys = prefetch_lists(sched, top_k, values, oracle.init, oracle.observe)
-    return [keys[ptr[p] : ptr[p + 1]].tolist() for p in range(len(ptr) - 1)]
+    return strategy_helpers.kernel_lists(oracle.STRATEGY, sched, top_k, params)
 
 
 def reference_lists(sched, sets, top_k, **params):
-    ref = OracleReference(sched.num_layers, sched.num_experts, top_k, sched, **params)
-    return [ref.observe(s, l, sets[s][l], [1] * len(sets[s][l])) for s in range(len(sets)) for l in range(sched.num_layers)]
+    return strategy_helpers.reference_lists(OracleReference, sched, top_k, params)
 
 
 dims = st.tuples(

@@ -21,38 +21,25 @@ from fastsim.reference import replay_reference
 from fastsim.reference.top_k import TopKLayer, TopKReference
 from fastsim.strategies import get_strategy
 from fastsim.strategies import top_k
-from fastsim.timeline.core import prefetch_lists
 from fastsim.timeline.schedule import schedule_from_sets
 
+import strategy_helpers
 from seed_literal_top_k import TopKStrategy
 
 RTOL = 1e-9
 
 
 def random_sets(seed, steps, layers, num_experts, top_k_):
-    rng = np.random.default_rng(seed)
     # a skewed popularity so that counts separate, plus uniform draws for ties
-    weights = rng.random(num_experts) ** 3 + 1e-3
-    weights /= weights.sum()
-    sets = []
-    for _ in range(steps):
-        row = []
-        for _ in range(layers):
-            size = 0 if rng.random() < 0.125 else int(rng.integers(1, top_k_ + 1))
-            row.append(sorted(rng.choice(num_experts, size=size, replace=False, p=weights).tolist()))
-        sets.append(row)
-    return sets
+    return strategy_helpers.random_sets(seed, steps, layers, num_experts, top_k_, skewed=True)
 
 
 def kernel_lists(sched, top_k_, **params):
-    values = top_k.STRATEGY.resolve(params)
-    ptr, keys = prefetch_lists(sched, top_k_, values, top_k.init, top_k.observe)
-    return [keys[ptr[p] : ptr[p + 1]].tolist() for p in range(len(ptr) - 1)]
+    return strategy_helpers.kernel_lists(top_k.STRATEGY, sched, top_k_, params)
 
 
 def reference_lists(sched, sets, top_k_, **params):
-    ref = TopKReference(sched.num_layers, sched.num_experts, top_k_, sched, **params)
-    return [ref.observe(s, l, sets[s][l], [1] * len(sets[s][l])) for s in range(len(sets)) for l in range(sched.num_layers)]
+    return strategy_helpers.reference_lists(TopKReference, sched, top_k_, params)
 
 
 dims = st.tuples(

@@ -6,9 +6,6 @@ hooks: the full sequence (prompt plus fed generated tokens) runs again without a
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -275,21 +272,3 @@ def test_cli_model_dir_matches_api(tmp_path):
     np.testing.assert_array_equal(trace.experts, direct.experts)
     assert trace.sequence_lengths.tolist() == [4, 4]
     assert main(["trace", "capture", "--model-dir", str(tmp_path / "m"), "--out", str(tmp_path / "x.parquet")]) == 2
-
-
-def test_missing_torch_gives_install_hint(monkeypatch, tmp_path, capsys):
-    from fastsim.capture import _deps
-
-    monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(FastsimError, match=r"fastsim\[capture\]"):
-        _deps.require_torch()
-    out = tmp_path / "t.parquet"
-    assert main(["trace", "capture", "--config", "tiny-mixtral", "--out", str(out)]) == 2
-    assert "fastsim[capture]" in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_importing_fastsim_does_not_import_torch():
-    code = "import sys, fastsim, fastsim.capture, fastsim.cli.main; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

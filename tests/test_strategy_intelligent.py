@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fastsim
 from fastsim.errors import ConfigError
 from fastsim.reference.intelligent import IntelligentLayer, IntelligentReference
 from fastsim.strategies import get_strategy
@@ -163,8 +164,12 @@ def test_registry_and_defaults():
 def test_bad_parameters_rejected(name, value):
     with pytest.raises(ConfigError, match=name):
         STRATEGY.resolve({name: value})
+    # and through a replay (the reference trusts its inputs: the kernel side validates them)
+    trace = fastsim.Trace.from_arrays(np.zeros((2, 1, 1), np.int16), num_experts=8)
+    model = dict(name="m", num_layers=1, num_experts=8, top_k=1, expert_bytes=1000, dense_bytes_per_layer=0,
+                 expert_flops_per_token=1.0, dense_flops_per_token=1.0)
     with pytest.raises(ConfigError, match=name):
-        IntelligentReference(1, 8, 1, None, **{name: value})
+        fastsim.replay(trace, "intelligent", model=model, cache_slots=8, **{name: value})
 
 
 # --- the reference against the literal seed class -------------------------------------------

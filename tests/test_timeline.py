@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 import fastsim
 from fastsim.reference import replay_reference
 from fastsim.replay import schedule_for
 
-from timeline_helpers import fixed_keys_strategy, hardware, model_for, traces
+from timeline_helpers import (
+    accesses_of, fixed_keys_strategy, hardware, hardware_profiles, model_for, model_profiles, traces,
+)
 
 
 def _same(a, b):
@@ -22,6 +24,16 @@ def _same(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+# A prefetch whose transfer ends exactly when its key is demanded is a hit; 1 ns later, late.
+# One layer, two experts, two slots; the test strategy at seed 1 wants key 1 at step 0, so key 1
+# loads right behind key 0's demand load: over [D, 2D) with D = load_ns. Every step takes
+# dense_ns(1) + expert_ns(1) = 5 + 10 = 15 ns, so step 7 (which demands key 1) starts at D + 105:
+# D = 105 (5 ns latency) arrives exactly then, D = 106 (6 ns) 1 ns after.
+BOUNDARY_TRACE = fastsim.Trace.from_arrays(np.array([[[0]]] * 7 + [[[1]]]), 2, [8])
+EXACT_ARRIVAL = hardware(1e10, 5e-9)
+ONE_NS_LATE = hardware(1e10, 6e-9)
+
+
 @given(
     trace=traces(),
     batch=st.integers(1, 8),
@@ -30,48 +42,79 @@ def _same(a, b):
     want=st.integers(0, 12),
     seed=st.integers(0, 1000),
     cap=st.sampled_from([None, 0, 1, 3]),
-    h2d=st.sampled_from([1e8, 1e9, 1e10, 1e12]),
-    latency=st.sampled_from([0.0, 3e-8]),
+    hw=hardware_profiles(),
+    data=st.data(),
 )
-def test_kernel_equals_reference(trace, batch, extra, eviction, want, seed, cap, h2d, latency):
+@example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="lru", want=1, seed=1, cap=None, hw=EXACT_ARRIVAL, data=None)
+@example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="lru", want=1, seed=1, cap=None, hw=ONE_NS_LATE, data=None)
+@example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="belady", want=1, seed=1, cap=None, hw=EXACT_ARRIVAL, data=None)
+def test_kernel_equals_reference(trace, batch, extra, eviction, want, seed, cap, hw, data):
     strategy = fixed_keys_strategy()
     ws = schedule_for(trace, batch, True).max_working_set
     keys = trace.num_layers * trace.num_experts
     # capacities from the working set to every key (and beyond)
     C = ws + extra % (keys - ws + 2)
+    L, E, K = trace.num_layers, trace.num_experts, trace.top_k
+    model = model_for(L, E, K) if data is None else data.draw(model_profiles(L, E, K))
     kw = dict(
-        model=model_for(trace.num_layers, trace.num_experts, trace.top_k),
-        hardware=hardware(h2d, latency), cache_slots=C, eviction=eviction, batch_size=batch,
+        model=model, hardware=hw, cache_slots=C, eviction=eviction, batch_size=batch,
         max_prefetch_loads=cap, per_step=True, record=True, seed=seed, count=want,
     )
     a = fastsim.replay(trace, strategy.name, **kw)
     b = replay_reference(trace, strategy.name, **kw)
     _same(a, b)
     m = a.metrics
-    assert m["hits"] + m["late"] + m["misses"] == m["accesses"]
+    # counts against the recorded per-access outcomes and an access count made here
+    assert len(a.outcomes) == m["accesses"] == accesses_of(trace, batch)
+    assert (a.outcomes == 0).sum() == m["hits"]
+    assert (a.outcomes == 1).sum() == m["late"]
+    assert (a.outcomes == 2).sum() == m["misses"] == m["demand_loads"]
     assert m["prefetch_useful"] + m["prefetch_wasted"] == m["prefetch_loads"]
     assert m["h2d_bytes"] == (m["demand_loads"] + m["prefetch_loads"]) * 1000
     assert m["peak_resident"] <= C
+    assert sum(len(w) for w in a.wanted) >= m["prefetch_loads"]
     if cap is not None:
         assert m["prefetch_loads"] <= cap * m["steps"] * trace.num_layers
 
 
-@given(trace=traces(), batch=st.integers(1, 8), eviction=st.sampled_from(["lru", "belady"]))
-def test_on_demand_equals_reference(trace, batch, eviction):
+@pytest.mark.parametrize("impl", [fastsim.replay, replay_reference])
+@pytest.mark.parametrize("gpu, outcome, stall_ns", [(EXACT_ARRIVAL, 0, 0), (ONE_NS_LATE, 1, 1)])
+def test_boundary_examples_sit_on_the_boundary(impl, gpu, outcome, stall_ns):
+    # the @example inputs above really are the exact-arrival and 1-ns-late cases
+    fixed_keys_strategy()
+    r = impl(
+        BOUNDARY_TRACE, "test-fixed-keys", model=model_for(1, 2, 1), hardware=gpu, cache_slots=2,
+        per_step=True, record=True, seed=1, count=1,
+    )
+    assert r.outcomes.tolist() == [2] + [0] * 6 + [outcome]
+    assert r.metrics["prefetch_loads"] == 1 and r.metrics["prefetch_useful"] == 1
+    assert round(r.step_stall_s[7] * 1e9) == stall_ns
+
+
+@given(
+    trace=traces(), batch=st.integers(1, 8), eviction=st.sampled_from(["lru", "belady"]), hw=hardware_profiles(),
+    extra=st.integers(0, 30), data=st.data(),
+)
+def test_on_demand_equals_reference(trace, batch, eviction, hw, extra, data):
+    # the working set itself, or more (the demand-only kernel has a path for each)
+    ws = schedule_for(trace, batch, True).max_working_set
     kw = dict(
-        model=model_for(trace.num_layers, trace.num_experts, trace.top_k), hardware=hardware(1e9, 1e-8),
-        cache_slots="working-set", eviction=eviction, batch_size=batch, per_step=True, record=True,
+        model=data.draw(model_profiles(trace.num_layers, trace.num_experts, trace.top_k)), hardware=hw,
+        cache_slots="working-set" if extra == 0 else ws + extra, eviction=eviction, batch_size=batch, per_step=True, record=True,
     )
     _same(fastsim.replay(trace, "on-demand", **kw), replay_reference(trace, "on-demand", **kw))
 
 
-@given(trace=traces(), batch=st.integers(1, 8), extra=st.integers(0, 50), eviction=st.sampled_from(["lru", "belady"]))
-def test_demand_only_path_equals_general_core(trace, batch, extra, eviction):
+@given(
+    trace=traces(), batch=st.integers(1, 8), extra=st.integers(0, 50), eviction=st.sampled_from(["lru", "belady"]),
+    hw=hardware_profiles(),
+)
+def test_demand_only_path_equals_general_core(trace, batch, extra, eviction, hw):
     # on-demand runs a specialised timeline; a strategy that wants nothing runs the general one
     fixed_keys_strategy()
     C = schedule_for(trace, batch, True).max_working_set + extra
     kw = dict(
-        model=model_for(trace.num_layers, trace.num_experts, trace.top_k), hardware=hardware(1e9, 2e-8),
+        model=model_for(trace.num_layers, trace.num_experts, trace.top_k), hardware=hw,
         cache_slots=C, eviction=eviction, batch_size=batch, per_step=True, record=True,
     )
     _same(fastsim.replay(trace, "on-demand", **kw), fastsim.replay(trace, "test-fixed-keys", count=0, **kw))

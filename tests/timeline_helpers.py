@@ -94,3 +94,55 @@ def traces(draw, max_tokens=24, max_experts=300, max_layers=6, max_k=8, max_sequ
     cuts = np.sort(rng.integers(0, T + 1, size=S - 1))
     lengths = np.diff(np.concatenate([[0], cuts, [T]]))
     return fastsim.Trace.from_arrays(experts, E, lengths)
+
+
+# Profile fields drawn so that every term of SPEC section 2 matters somewhere: fractional
+# nanoseconds, a fixed transfer latency, a launch cost, experts that are memory-bound at one token
+# and compute-bound at more (1000-byte experts at 7e10 B/s read in 14.29 ns; 10 flops a token at
+# 1e9 flop/s take 10 ns), and a dense part memory-bound at small b and compute-bound at large b.
+H2D_RATES = [1e8, 3e8, 1e9, 7e9, 1e10, 1e12]
+LATENCIES = [0.0, 2.5e-9, 1.37e-8, 3e-8]
+LAUNCHES = [0.0, 1.5e-9, 7.3e-9]
+MEM_RATES = [1e18, 7e10, 3e10]
+
+
+@st.composite
+def hardware_profiles(draw):
+    return hardware(
+        draw(st.sampled_from(H2D_RATES)), draw(st.sampled_from(LATENCIES)),
+        launch_s=draw(st.sampled_from(LAUNCHES)), mem_bytes_per_s=draw(st.sampled_from(MEM_RATES)),
+        flops_per_s=draw(st.sampled_from([1e9, 3e9])),
+    )
+
+
+@st.composite
+def model_profiles(draw, L: int, E: int, K: int):
+    return model_for(
+        L, E, K, dense_bytes_per_layer=draw(st.sampled_from([0, 700, 2000])),
+        expert_flops_per_token=draw(st.sampled_from([10.0, 13.7])),
+        dense_flops_per_token=draw(st.sampled_from([5.0, 2.3])),
+    )
+
+
+def accesses_of(trace, batch_size: int) -> int:
+    """``sum |R|`` over the replay, counted here from the trace and continuous batching."""
+    lengths = [int(n) for n in trace.sequence_lengths]
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    queue = [q for q in range(len(lengths)) if lengths[q] > 0]
+    slots: list = [None] * batch_size
+    total = 0
+    while True:
+        for b in range(batch_size):
+            if slots[b] is None and queue:
+                slots[b] = [queue.pop(0), 0]
+        rows = [starts[q] + pos for q, pos in (x for x in slots if x is not None)]
+        if not rows:
+            return total
+        block = trace.experts[rows]  # (active, L, K)
+        for l in range(trace.num_layers):
+            total += len(set(block[:, l].ravel().tolist()) - {-1})
+        for b in range(batch_size):
+            if slots[b] is not None:
+                slots[b][1] += 1
+                if slots[b][1] == lengths[slots[b][0]]:
+                    slots[b] = None

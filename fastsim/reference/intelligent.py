@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Same value as the kernel's (kept here so the reference reads on its own).
-RENORMALISE_BELOW = 1e-150
+#: The matrix is multiplied out before its running scale falls below this (shared with the kernel).
+from ..lazy_decay import SCALE_FLOOR as RENORMALISE_BELOW
 
 
 def _ranked(scores: dict[int, float], limit: int) -> list[int]:
@@ -199,17 +199,14 @@ class IntelligentLayer:
 
 
 class IntelligentReference:
-    """One :class:`IntelligentLayer` per layer, driven as SPEC section 3 item 3 says."""
+    """One :class:`IntelligentLayer` per layer, driven as SPEC section 3 item 3 says.
+
+    Its parameters and defaults are the seed's, as :class:`IntelligentLayer` takes them.
+    """
 
     def __init__(self, num_layers, num_experts, top_k, schedule, **params):
-        from ..strategies.intelligent import STRATEGY
-
-        values = STRATEGY.resolve(params)
-        kwargs = {}
-        for p, v in zip(STRATEGY.params, values):
-            kwargs[p.name] = bool(v) if p.kind == "bool" else (int(v) if p.kind == "int" else float(v))
         self.num_experts = num_experts
-        self.layers = [IntelligentLayer(num_experts, **kwargs) for _ in range(num_layers)]
+        self.layers = [IntelligentLayer(num_experts, **params) for _ in range(num_layers)]
         self.history = [[] for _ in range(num_layers)]
 
     def observe(self, s, l, R, n):

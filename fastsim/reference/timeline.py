@@ -1,18 +1,27 @@
 """Reference timeline (SPEC section 3) in plain Python: dicts, lists and linear scans.
 
 Slow on purpose and written to follow the SPEC's text line by line; the kernel in
-``fastsim.timeline.core`` must agree with it exactly.
+``fastsim.timeline.core`` must agree with it exactly. It shares no code with the kernel side
+(``fastsim.timeline``, ``fastsim.replay``, ``fastsim.strategies``): it resolves the cache size,
+computes its own nanoseconds from the profile fields (SPEC section 2), writes an event record as
+it replays, and derives every metric by counting that record, so a fault in any of those on the
+kernel side shows up as a disagreement.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
-from ..replay import ReplayResult, metrics_from_counters, resolve_config
-from ..timeline import core
-from ..timeline.durations import to_ns, load_seconds, expert_seconds, dense_seconds
+from ..profiles import hardware_profile, model_profile
 from .._version import __version__
+from .durations import dense_ns, expert_ns, load_ns
+from .registry import reference_strategy
 
-__all__ = ["ReferenceSchedule", "replay_reference"]
+__all__ = ["ReferenceSchedule", "ReferenceResult", "replay_reference", "metrics_from_events"]
+
+WORKING_SET = "working-set"
 
 
 class ReferenceSchedule:
@@ -62,6 +71,11 @@ class ReferenceSchedule:
     def num_steps(self) -> int:
         return len(self.steps)
 
+    @property
+    def working_set(self) -> int:
+        """The largest ``|R|`` of the replay (0 when there is no step)."""
+        return max((len(R) for per_layer in self.sets for R, _ in per_layer), default=0)
+
     def R(self, step: int, layer: int):
         return self.sets[step][layer]
 
@@ -79,6 +93,39 @@ class ReferenceSchedule:
         return float("inf")
 
 
+@dataclass
+class ReferenceResult:
+    """What the reference replay measured, with the attributes of ``fastsim.ReplayResult``."""
+
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    events: list = field(default_factory=list, repr=False)
+    step_time_s: np.ndarray | None = None
+    step_stall_s: np.ndarray | None = None
+    outcomes: np.ndarray | None = None
+    wanted: list | None = field(default=None, repr=False)
+
+
+def _cache_size(cache_slots, cache_bytes, strategy_name, expert_bytes, working_set) -> tuple[int, str]:
+    if cache_slots is None and cache_bytes is None and strategy_name == "on-demand":
+        cache_slots = WORKING_SET  # the seed's baseline caches only the working set
+    if (cache_slots is None) == (cache_bytes is None):
+        raise ValueError("give exactly one of cache_slots and cache_bytes")
+    if cache_slots == WORKING_SET:
+        return working_set, WORKING_SET
+    if cache_slots is not None:
+        return int(cache_slots), f"{int(cache_slots)} slots"
+    return int(cache_bytes) // expert_bytes, f"{int(cache_bytes)} bytes"
+
+
+# Event kinds of the record (one tuple per event, in the order they happen).
+ACCESS = "access"  # (ACCESS, step, layer, key, outcome) with outcome 0 hit, 1 late, 2 miss
+LOAD = "load"  # (LOAD, step, layer, key, kind, start, ready_at) with kind "demand" or "prefetch"
+EVICT = "evict"  # (EVICT, step, layer, key)
+COMPUTE = "compute"  # (COMPUTE, step, layer, g, start, end)
+OCCUPANCY = "occupancy"  # (OCCUPANCY, step, layer, resident keys)
+
+
 def replay_reference(
     trace,
     strategy: str = "on-demand",
@@ -93,82 +140,74 @@ def replay_reference(
     per_step: bool = False,
     record: bool = False,
     **params,
-) -> ReplayResult:
-    """The same contract as :func:`fastsim.replay`, computed by the reference implementation."""
-    cfg, _ = resolve_config(
-        trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params
-    )
-    if cfg.strategy.reference is None:
-        raise NotImplementedError(f"strategy {cfg.strategy.name!r} has no reference implementation")
-    sched = ReferenceSchedule(
-        trace.experts.tolist(), trace.sequence_lengths, trace.num_layers, trace.num_experts, cfg.batch_size
-    )
+) -> ReferenceResult:
+    """The same contract as :func:`fastsim.replay`, computed by the reference implementation.
+
+    ``strategy`` is a built-in name, a name registered with a reference, or a reference class.
+    Inputs are assumed valid (the kernel side validates them); an impossible cache raises
+    ``ValueError``.
+    """
+    name, factory = reference_strategy(strategy)
+    mprof = model_profile(trace.model if model is None else model)
+    hprof = hardware_profile(hardware)
+    if eviction not in ("lru", "belady"):
+        raise ValueError(f"the reference knows evictions lru and belady, not {eviction!r}")
+    B = int(batch_size)
+    sched = ReferenceSchedule(trace.experts.tolist(), trace.sequence_lengths, trace.num_layers, trace.num_experts, B)
     L, E = trace.num_layers, trace.num_experts
-    strat = cfg.strategy.reference(L, E, trace.top_k, sched, **cfg.param_dict())
-    C = cfg.cache_slots
-    belady = cfg.eviction == "belady"
-    cap = cfg.max_prefetch_loads
-    load_ns = to_ns(load_seconds(cfg.model, cfg.hardware))
+    C, request = _cache_size(cache_slots, cache_bytes, name, mprof.expert_bytes, sched.working_set)
+    if C < sched.working_set:
+        raise ValueError(f"a cache of {C} keys is below the working set {sched.working_set}")
+    strat = factory(L, E, trace.top_k, sched, **params)
+    belady = eviction == "belady"
+    cap = -1 if max_prefetch_loads is None else int(max_prefetch_loads)
+    t_load = load_ns(mprof, hprof)
 
     resident: dict[int, int] = {}  # key -> ready_at
     recency: dict[int, int] = {}
-    prefetched_unused: set[int] = set()
     tick = 0
     now = 0
     link_free = 0
-    hits = late = misses = pf_loads = useful = wasted = stall = 0
-    resident_sum = peak = 0
-    step_time, step_stall, outcomes, wanted_lists = [], [], [], []
+    events: list = []
+    wanted_lists = []
 
     def choose(cands, s, l):
         if belady:
             return max(cands, key=lambda k: (sched.next_use(k, s, l), -k))
         return min(cands, key=lambda k: recency[k])
 
-    def evict(k):
-        nonlocal wasted
+    def evict(k, s, l):
         del resident[k]
-        if k in prefetched_unused:
-            prefetched_unused.discard(k)
-            wasted += 1
+        events.append((EVICT, s, l, k))
 
-    def load(k, g):
+    def load(k, g, kind, s, l):
         nonlocal link_free
         start = max(g, link_free)
-        resident[k] = start + load_ns
+        resident[k] = start + t_load
         link_free = resident[k]
+        events.append((LOAD, s, l, k, kind, start, resident[k]))
 
     for s in range(sched.num_steps):
-        begin = now
-        this_stall = 0
+        active = len(sched.steps[s])
         for l in range(L):
             g = now
             R, n = sched.R(s, l)
             keys = sched.keys(s, l)
-            # demand
+            # 2. demand
             for key in keys:
                 tick += 1
                 if key in resident:
-                    if resident[key] <= g:
-                        hits += 1
-                        outcomes.append(0)
-                    else:
-                        late += 1
-                        outcomes.append(1)
-                    if key in prefetched_unused:
-                        prefetched_unused.discard(key)
-                        useful += 1
+                    events.append((ACCESS, s, l, key, 0 if resident[key] <= g else 1))
                 else:
-                    misses += 1
-                    outcomes.append(2)
+                    events.append((ACCESS, s, l, key, 2))
                     if len(resident) >= C:
                         cands = [k for k in resident if k not in keys and resident[k] <= g]
                         if not cands:
                             cands = [k for k in resident if k not in keys]
-                        evict(choose(cands, s, l))
-                    load(key, g)
+                        evict(choose(cands, s, l), s, l)
+                    load(key, g, "demand", s, l)
                 recency[key] = tick
-            # prefetch
+            # 3. prefetch
             wanted = [int(k) for k in strat.observe(s, l, list(R), list(n))]
             wanted_lists.append(wanted)
             processed: list[int] = []
@@ -187,51 +226,92 @@ def replay_reference(
                     if belady and sched.next_use(victim, s, l) < sched.next_use(key, s, l):
                         processed.append(key)
                         continue
-                    evict(victim)
-                load(key, g)
-                prefetched_unused.add(key)
-                pf_loads += 1
+                    evict(victim, s, l)
+                load(key, g, "prefetch", s, l)
                 loads += 1
                 processed.append(key)
             for key in reversed(processed):
                 tick += 1
                 if key in resident:
                     recency[key] = tick
-            # compute
+            # 4. compute
             start = max([g] + [resident[k] for k in keys])
-            stall += start - g
-            this_stall += start - g
-            active = len(sched.steps[s])
-            now = start + to_ns(dense_seconds(cfg.model, cfg.hardware, active))
+            end = start + dense_ns(mprof, hprof, active)
             for c in n:
-                now += to_ns(expert_seconds(cfg.model, cfg.hardware, c))
-            resident_sum += len(resident)
-            peak = max(peak, len(resident))
-        step_time.append(now - begin)
-        step_stall.append(this_stall)
-    wasted += len(prefetched_unused)
+                end += expert_ns(mprof, hprof, c)
+            events.append((COMPUTE, s, l, g, start, end))
+            now = end
+            # 5. occupancy
+            events.append((OCCUPANCY, s, l, len(resident)))
 
-    counters = [0] * core.N_SIZE
-    counters[core.N_HITS] = hits
-    counters[core.N_LATE] = late
-    counters[core.N_MISSES] = misses
-    counters[core.N_PREFETCH_LOADS] = pf_loads
-    counters[core.N_PREFETCH_USEFUL] = useful
-    counters[core.N_PREFETCH_WASTED] = wasted
-    counters[core.N_STALL_NS] = stall
-    counters[core.N_TOTAL_NS] = now
-    counters[core.N_RESIDENT_SUM] = resident_sum
-    counters[core.N_PEAK_RESIDENT] = peak
-    counters[core.N_SAMPLES] = sched.num_steps * L
-    metrics = metrics_from_counters(counters, sched, trace.num_tokens, cfg.model.expert_bytes)
-    result = ReplayResult(
-        metrics=metrics,
-        config={**cfg.describe(), "trace": trace.fingerprint(), "fastsim_version": __version__},
-    )
+    metrics, step_time, step_stall = metrics_from_events(events, sched.num_steps, trace.num_tokens, mprof.expert_bytes)
+    config = {
+        "strategy": name, "params": dict(params), "model": mprof.name, "hardware": hprof.name,
+        "eviction": eviction, "batch_size": B, "cache_slots": C, "cache_request": request,
+        "max_prefetch_loads": cap, "implementation": "reference", "trace": trace.fingerprint(),
+        "fastsim_version": __version__,
+    }
+    result = ReferenceResult(metrics=metrics, config=config, events=events)
     if per_step:
         result.step_time_s = np.asarray(step_time, np.float64) / 1e9
         result.step_stall_s = np.asarray(step_stall, np.float64) / 1e9
     if record:
-        result.outcomes = np.asarray(outcomes, np.int8)
+        result.outcomes = np.asarray([e[4] for e in events if e[0] == ACCESS], np.int8)
         result.wanted = [np.asarray(w, np.int64) for w in wanted_lists]
     return result
+
+
+def metrics_from_events(events, steps: int, tokens: int, expert_bytes: int):
+    """Every SPEC section 3 metric counted from the event record, plus per-step time and stall
+    (integer nanoseconds)."""
+    outcomes = [e[4] for e in events if e[0] == ACCESS]
+    demand_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "demand")
+    prefetch_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "prefetch")
+    # a prefetched key is useful when accessed before it leaves, wasted when it leaves unused
+    unused: set[int] = set()
+    useful = wasted = 0
+    for e in events:
+        if e[0] == LOAD and e[4] == "prefetch":
+            unused.add(e[3])
+        elif e[0] == ACCESS and e[3] in unused:
+            unused.discard(e[3])
+            useful += 1
+        elif e[0] == EVICT and e[3] in unused:
+            unused.discard(e[3])
+            wasted += 1
+    wasted += len(unused)
+    step_time = [0] * steps
+    step_stall = [0] * steps
+    total = 0
+    for e in events:
+        if e[0] == COMPUTE:
+            _, s, _, g, start, end = e
+            step_stall[s] += start - g
+            step_time[s] += end - g
+            total = end
+    samples = [e[3] for e in events if e[0] == OCCUPANCY]
+    accesses = len(outcomes)
+    hits = outcomes.count(0)
+    total_s = total / 1e9
+    peak = max(samples, default=0)
+    metrics = {
+        "accesses": accesses,
+        "hits": hits,
+        "late": outcomes.count(1),
+        "misses": outcomes.count(2),
+        "hit_rate": hits / accesses if accesses else 0.0,
+        "demand_loads": demand_loads,
+        "prefetch_loads": prefetch_loads,
+        "prefetch_useful": useful,
+        "prefetch_wasted": wasted,
+        "h2d_bytes": (demand_loads + prefetch_loads) * expert_bytes,
+        "stall_s": sum(step_stall) / 1e9,
+        "total_time_s": total_s,
+        "tokens": tokens,
+        "steps": steps,
+        "tokens_per_s": tokens / total_s if total_s > 0 else 0.0,
+        "mean_resident": sum(samples) / len(samples) if samples else 0.0,
+        "peak_resident": peak,
+        "peak_cache_bytes": peak * expert_bytes,
+    }
+    return metrics, step_time, step_stall

@@ -10,11 +10,9 @@ same operations in the same order and so agrees with this reference bit for bit.
 """
 from __future__ import annotations
 
-__all__ = ["SCALE_FLOOR", "TopKLayer", "TopKReference"]
+from ..lazy_decay import SCALE_FLOOR
 
-#: Smallest running decay product kept before folding it into the counts; ``1 / SCALE_FLOOR``
-#: stays far below the float64 maximum, so the scaled counts never overflow.
-SCALE_FLOOR = 1e-150
+__all__ = ["TopKLayer", "TopKReference"]
 
 
 class TopKLayer:

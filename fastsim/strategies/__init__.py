@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError
+from ..plugin_references import add_reference
 
 __all__ = ["Param", "StrategyDef", "get_strategy", "list_strategies", "register_strategy", "BUILTIN_MODULES"]
 
@@ -80,9 +81,11 @@ class Param:
 class StrategyDef:
     """Everything fastsim needs to run one strategy.
 
-    ``replay`` is the cached entry point (built lazily for user strategies); ``reference`` builds
-    the pure-Python reference: ``reference(num_layers, num_experts, top_k, schedule, **params)``
-    returns an object whose ``observe(s, l, R, n)`` returns the wanted keys, most wanted first.
+    ``replay`` is the cached entry point (built lazily for user strategies); ``reference``, for a
+    user strategy, builds its pure-Python reference: ``reference(num_layers, num_experts, top_k,
+    schedule, **params)`` returns an object whose ``observe(s, l, R, n)`` returns the wanted keys,
+    most wanted first. (The built-ins' references live in ``fastsim.reference``, which the kernel
+    side never imports.)
     """
 
     name: str
@@ -160,6 +163,7 @@ def register_strategy(
             raise ConfigError(f"strategy {name!r}: {what} must be a numba.njit function")
     defn = StrategyDef(name, init, observe, tuple(params), None, reference, description)
     _REGISTRY[name] = defn
+    add_reference(name, reference)
     return defn
 
 

@@ -29,6 +29,7 @@ and a per-row sum kept in the same units gives the probabilities ``M'[i, j] / ro
 import numpy as np
 
 from .._jit import kernel
+from ..lazy_decay import SCALE_FLOOR
 from ..timeline.core import run_timeline
 from . import Param, StrategyDef
 
@@ -37,7 +38,7 @@ __all__ = ["STRATEGY", "init", "observe", "RENORMALISE_BELOW", "INITIAL_WEIGHTS"
 
 #: The lazy scale is multiplied into the matrix when it falls below this (far above underflow,
 #: while ``x / scale`` stays far below overflow).
-RENORMALISE_BELOW = 1e-150
+RENORMALISE_BELOW = SCALE_FLOOR
 
 #: The seed's fusion components, in its dictionary order, and their starting weights.
 COMPONENTS = ("transition", "frequency", "recency", "pattern")
@@ -412,18 +413,11 @@ def replay(sched, cost, config, params):
     return run_timeline(sched, cost, config, params, init, observe)
 
 
-def _reference(num_layers, num_experts, top_k, schedule, **params):
-    from ..reference.intelligent import IntelligentReference
-
-    return IntelligentReference(num_layers, num_experts, top_k, schedule, **params)
-
-
 STRATEGY = StrategyDef(
     name="intelligent",
     init=init,
     observe=observe,
     params=PARAMS,
     replay=replay,
-    reference=_reference,
     description="transition, frequency, recency and pattern components fused with learned weights (strategy E)",
 )

@@ -42,7 +42,6 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import kernel
 from ..timeline.core import run_timeline
-from ..reference.multi_look import MultiLookReference
 from . import Param, StrategyDef
 
 
@@ -424,6 +423,5 @@ STRATEGY = StrategyDef(
         Param("temporal_window", 10, "int", 1, float(1 << 20), doc="recent sets re-added to the temporal counts per step"),
     ),
     replay=replay,
-    reference=MultiLookReference,
     description="sequence patterns, co-occurrence and temporal positions (the seed's multi-look)",
 )

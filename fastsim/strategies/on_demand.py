@@ -29,18 +29,11 @@ def replay(sched, cost, config, params):
     return run_demand_only(sched, cost, config)
 
 
-def _reference(num_layers, num_experts, top_k, schedule, **params):
-    from ..reference.on_demand import OnDemandReference
-
-    return OnDemandReference(num_layers, num_experts, top_k, schedule, **params)
-
-
 STRATEGY = StrategyDef(
     name="on-demand",
     init=init,
     observe=observe,
     params=(),
     replay=replay,
-    reference=_reference,
     description="no prefetching: the seed's baseline (strategy A)",
 )

@@ -12,7 +12,6 @@ import numpy as np
 
 from .._jit import kernel
 from ..timeline.core import run_timeline
-from ..reference.oracle import OracleReference
 from . import Param, StrategyDef
 
 __all__ = ["init", "observe", "replay", "STRATEGY"]
@@ -73,6 +72,5 @@ STRATEGY = StrategyDef(
         Param("lookahead", 8, kind="int", low=1, doc="steps of the schedule to look ahead (the seed's 8)"),
     ),
     replay=replay,
-    reference=OracleReference,
     description="perfect knowledge of this layer's experts in the next `lookahead` steps (seed strategy B)",
 )

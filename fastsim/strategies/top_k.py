@@ -17,7 +17,7 @@ import numpy as np
 
 from .._jit import kernel
 from ..timeline.core import run_timeline
-from ..reference.top_k import SCALE_FLOOR, TopKReference
+from ..lazy_decay import SCALE_FLOOR
 from . import Param, StrategyDef
 
 __all__ = ["init", "observe", "replay", "STRATEGY"]
@@ -140,6 +140,5 @@ STRATEGY = StrategyDef(
         ),
     ),
     replay=replay,
-    reference=TopKReference,
     description="decayed frequency counts, top k recomputed every update_frequency steps (seed strategy D)",
 )

@@ -10,12 +10,17 @@ import numpy as np
 from ._version import __version__
 from .errors import ConfigError, ProfileError
 from .profiles import hardware_profile, model_profile
+from .eviction import EvictionDef, get_eviction
 from .strategies import StrategyDef, get_strategy
 from .timeline import core
-from .timeline.durations import cost_tables
-from .timeline.schedule import Schedule, build_schedule
+from .timeline.durations import cost_tables, layer_cost_tables
+from .timeline.entries import entry_for
+from .timeline.layout import GLOBAL, CacheLayout, resolve_layout
+from .timeline.schedule import Schedule, build_schedule, with_next_use, with_requests, with_scores
 
-__all__ = ["replay", "ReplayConfig", "ReplayResult", "resolve_config", "schedule_for", "METRICS"]
+__all__ = [
+    "replay", "ReplayConfig", "ReplayResult", "resolve_config", "schedule_for", "kernel_inputs", "run_config", "METRICS",
+]
 
 #: Every metric of SPEC section 3, in the order result tables list them.
 METRICS = (
@@ -40,12 +45,21 @@ class ReplayConfig:
     cache_slots: int
     cache_request: str
     max_prefetch_loads: int
+    policy: EvictionDef | None = None
+    eviction_params: np.ndarray | None = None
+    layout: CacheLayout | None = None
+    pin_request: str = "none"
 
     def param_dict(self) -> dict[str, float]:
         return {p.name: float(v) for p, v in zip(self.strategy.params, self.params)}
 
+    def eviction_param_dict(self) -> dict[str, float]:
+        if self.policy is None:
+            return {}
+        return {p.name: float(v) for p, v in zip(self.policy.params, self.eviction_params)}
+
     def describe(self) -> dict[str, Any]:
-        return {
+        d = {
             "strategy": self.strategy.name,
             "params": self.param_dict(),
             "model": self.model.name,
@@ -56,6 +70,19 @@ class ReplayConfig:
             "cache_request": self.cache_request,
             "max_prefetch_loads": self.max_prefetch_loads,
         }
+        if self.layout is not None and not _is_default(self):
+            d["eviction_params"] = self.eviction_param_dict()
+            d["cache_partition"] = self.layout.partition
+            d["partition_sizes"] = list(self.layout.budgets)
+            d["cache_unit"] = "bytes" if self.layout.unit_is_bytes else "slots"
+            d["pinned"] = list(self.layout.pinned)
+            d["pin_request"] = self.pin_request
+        return d
+
+
+def _is_default(cfg: "ReplayConfig") -> bool:
+    """SPEC section 3's organisation: its rows describe themselves as they always have."""
+    return cfg.layout.simple and not cfg.eviction_param_dict() and cfg.eviction in ("lru", "belady")
 
 
 @dataclass
@@ -96,16 +123,46 @@ def _int_arg(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def schedule_for(trace, batch_size: int, next_use: bool) -> Schedule:
-    """The trace's schedule at ``batch_size``, built once and kept on the trace."""
+def schedule_for(trace, batch_size: int, next_use: bool, scores: bool = False, requests: bool = False) -> Schedule:
+    """The trace's schedule at ``batch_size``, built once and kept on the trace, with the extra
+    arrays the eviction policy reads (next uses, router scores, request releases)."""
     memo = trace.__dict__.setdefault("_schedules", {})
     sched = memo.get((batch_size, True))
-    if sched is None and not next_use:
+    if sched is None:
         sched = memo.get((batch_size, False))
     if sched is None:
         sched = build_schedule(trace, batch_size, next_use=next_use)
-        memo[(batch_size, next_use)] = sched
+    if next_use:
+        sched = with_next_use(sched)
+    if scores and sched.r_scores.shape[0] != sched.r_experts.shape[0]:
+        if getattr(trace, "scores", None) is None:
+            raise ConfigError("the score-aware eviction reads router scores, and this trace has none "
+                              "(record them at capture or import, or choose another eviction)")
+        sched = with_scores(sched, trace, batch_size)
+    if requests:
+        sched = with_requests(sched, trace, batch_size)
+    memo[(batch_size, sched.has_next_use)] = sched
     return sched
+
+
+def _cache_total(cache_slots, cache_bytes, defn, mprof, working_set):
+    """``(total units, unit_is_bytes, request, working-set asked)`` of the cache request."""
+    if (cache_slots is None) == (cache_bytes is None):
+        if cache_slots is None and defn.name == "on-demand":
+            cache_slots = WORKING_SET
+        else:
+            raise ConfigError("give exactly one of cache_slots (a number or 'working-set') and cache_bytes")
+    if cache_slots is not None:
+        if isinstance(cache_slots, str):
+            if cache_slots != WORKING_SET:
+                raise ConfigError(f"cache_slots must be a number or {WORKING_SET!r}, got {cache_slots!r}")
+            return working_set, False, WORKING_SET, True
+        slots = _int_arg(cache_slots, "cache_slots", 0)
+        return slots, False, f"{slots} slots", False
+    nbytes = _int_arg(cache_bytes, "cache_bytes", 0)
+    if mprof.uniform_sizes:
+        return nbytes // mprof.expert_bytes, False, f"{nbytes} bytes", False
+    return nbytes, True, f"{nbytes} bytes", False
 
 
 def resolve_config(
@@ -119,6 +176,11 @@ def resolve_config(
     batch_size: int = 1,
     max_prefetch_loads=None,
     params: dict | None = None,
+    *,
+    eviction_params: dict | None = None,
+    cache_partition="global",
+    pinned=None,
+    pin_profile: float = 1.0,
 ) -> tuple[ReplayConfig, Schedule]:
     """Validate a configuration against the trace; returns it with the schedule it replays."""
     defn = get_strategy(strategy)
@@ -135,54 +197,48 @@ def resolve_config(
             raise ProfileError(
                 f"model profile {mprof.name!r} has {field_name} = {want} but the trace has {have}"
             )
-    if eviction not in core.EVICTION_CODES:
-        raise ConfigError(f"unknown eviction {eviction!r}: expected one of {', '.join(core.EVICTION_CODES)}")
+    policy = get_eviction(eviction)
+    ev_values = policy.resolve(eviction_params)
     batch = _int_arg(batch_size, "batch_size", 1)
     cap_loads = -1 if max_prefetch_loads is None else _int_arg(max_prefetch_loads, "max_prefetch_loads", 0)
-    sched = schedule_for(trace, batch, next_use=eviction == "belady")
+    sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores,
+                         requests=policy.needs_requests)
     working_set = sched.max_working_set
 
-    if (cache_slots is None) == (cache_bytes is None):
-        if cache_slots is None and defn.name == "on-demand":
-            cache_slots = WORKING_SET
-        else:
-            raise ConfigError("give exactly one of cache_slots (a number or 'working-set') and cache_bytes")
-    if cache_slots is not None:
-        if isinstance(cache_slots, str):
-            if cache_slots != WORKING_SET:
-                raise ConfigError(f"cache_slots must be a number or {WORKING_SET!r}, got {cache_slots!r}")
-            slots = working_set
-            request = WORKING_SET
-        else:
-            slots = _int_arg(cache_slots, "cache_slots", 0)
-            request = f"{slots} slots"
-    else:
-        nbytes = _int_arg(cache_bytes, "cache_bytes", 0)
-        slots = nbytes // mprof.expert_bytes
-        request = f"{nbytes} bytes"
-    if slots < working_set:
+    total, unit_is_bytes, request, asked_ws = _cache_total(cache_slots, cache_bytes, defn, mprof, working_set)
+    if not unit_is_bytes and cache_partition == GLOBAL and total < working_set:
         positions = np.diff(sched.r_ptr)
         p = int(np.argmax(positions))
         step, layer = divmod(p, trace.num_layers)
         raise ConfigError(
-            f"a cache of {slots} experts ({request}) is smaller than the working set: step {step}, "
+            f"a cache of {total} experts ({request}) is smaller than the working set: step {step}, "
             f"layer {layer} needs {working_set} experts at once at batch size {batch}"
         )
-    if slots * mprof.expert_bytes > hprof.memory_bytes:
+    layout = resolve_layout(trace, sched, mprof, total, unit_is_bytes, request, cache_partition, pinned, pin_profile,
+                            working_set_request=asked_ws)
+    slots = sum(layout.budgets)
+    cache_bytes_needed = total if unit_is_bytes else total * max(mprof.layer_bytes())
+    if cache_bytes_needed > hprof.memory_bytes:
+        what = f"{total} experts x {mprof.expert_bytes} bytes" if mprof.uniform_sizes and not unit_is_bytes else f"{cache_bytes_needed} bytes"
         raise ConfigError(
-            f"a cache of {slots} experts x {mprof.expert_bytes} bytes does not fit in the "
-            f"{hprof.memory_bytes} bytes of GPU memory of {hprof.name!r}"
+            f"a cache of {what} does not fit in the {hprof.memory_bytes} bytes of GPU memory of {hprof.name!r}"
         )
+    pin_request = "none" if pinned is None else (
+        f"top {int(pinned)} over {pin_profile:g} of the trace" if isinstance(pinned, (int, np.integer)) else "list")
     cfg = ReplayConfig(
         strategy=defn,
         params=values,
         model=mprof,
         hardware=hprof,
-        eviction=eviction,
+        eviction=policy.name,
         batch_size=batch,
-        cache_slots=min(slots, trace.num_layers * trace.num_experts),
+        cache_slots=min(slots, trace.num_layers * trace.num_experts) if not unit_is_bytes else slots,
         cache_request=request,
         max_prefetch_loads=cap_loads,
+        policy=policy,
+        eviction_params=ev_values,
+        layout=layout,
+        pin_request=pin_request,
     )
     return cfg, sched
 
@@ -195,7 +251,7 @@ def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool, sc
     """
     arr = np.zeros(core.CFG_SIZE, np.int64)
     arr[core.CFG_CAPACITY] = cfg.cache_slots
-    arr[core.CFG_EVICTION] = core.EVICTION_CODES[cfg.eviction]
+    arr[core.CFG_EVICTION] = DEMAND_ONLY_EVICTIONS.get(cfg.eviction, -1)
     arr[core.CFG_MAX_LOADS] = cfg.max_prefetch_loads
     arr[core.CFG_TOP_K] = top_k
     arr[core.CFG_PER_STEP] = int(per_step)
@@ -204,12 +260,43 @@ def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool, sc
     return arr
 
 
-def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes: int) -> dict[str, float]:
-    """The SPEC metrics from the core's integer counters."""
+#: Policies the demand-only timelines implement (their ``CFG_EVICTION`` codes).
+DEMAND_ONLY_EVICTIONS = {"lru": 0, "belady": 1}
+
+
+def uses_demand_path(cfg: ReplayConfig) -> bool:
+    """On-demand with SPEC section 3's cache runs the specialised demand-only timelines."""
+    return (
+        cfg.strategy.replay is not None and cfg.eviction in DEMAND_ONLY_EVICTIONS and cfg.policy.builtin
+        and cfg.layout.simple
+    )
+
+
+def kernel_inputs(cfg: ReplayConfig, sched: Schedule, top_k: int, per_step: bool = False, record: bool = False):
+    """``(entry, args)``: the jitted entry point of the configuration and its arguments."""
+    config = config_array(cfg, top_k, per_step, record, sched)
+    if uses_demand_path(cfg):
+        return cfg.strategy.replay, (sched, cost_tables(cfg.model, cfg.hardware, cfg.batch_size), config, cfg.params)
+    entry = entry_for(cfg.strategy, cfg.policy, cached=cfg.strategy.builtin and cfg.policy.builtin)
+    cost = layer_cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
+    return entry, (sched, cost, config, cfg.params, cfg.layout.arrays(), cfg.eviction_params)
+
+
+def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes, sizes_counted: bool = True) -> dict[str, float]:
+    """The SPEC metrics from the core's integer counters.
+
+    ``sizes_counted``: the counters hold loaded and peak resident bytes (the general core);
+    otherwise (the demand-only path, one size) they follow from the counts and ``expert_bytes``.
+    """
     c = [int(x) for x in counters]
     accesses = c[core.N_HITS] + c[core.N_LATE] + c[core.N_MISSES]
     total_s = c[core.N_TOTAL_NS] / 1e9
     samples = c[core.N_SAMPLES]
+    if sizes_counted:
+        h2d, peak_bytes = c[core.N_H2D_BYTES], c[core.N_PEAK_BYTES]
+    else:
+        h2d = (c[core.N_MISSES] + c[core.N_PREFETCH_LOADS]) * expert_bytes
+        peak_bytes = c[core.N_PEAK_RESIDENT] * expert_bytes
     return {
         "accesses": accesses,
         "hits": c[core.N_HITS],
@@ -220,7 +307,7 @@ def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes: 
         "prefetch_loads": c[core.N_PREFETCH_LOADS],
         "prefetch_useful": c[core.N_PREFETCH_USEFUL],
         "prefetch_wasted": c[core.N_PREFETCH_WASTED],
-        "h2d_bytes": (c[core.N_MISSES] + c[core.N_PREFETCH_LOADS]) * expert_bytes,
+        "h2d_bytes": h2d,
         "stall_s": c[core.N_STALL_NS] / 1e9,
         "total_time_s": total_s,
         "tokens": tokens,
@@ -228,17 +315,18 @@ def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes: 
         "tokens_per_s": tokens / total_s if total_s > 0 else 0.0,
         "mean_resident": c[core.N_RESIDENT_SUM] / samples if samples else 0.0,
         "peak_resident": c[core.N_PEAK_RESIDENT],
-        "peak_cache_bytes": c[core.N_PEAK_RESIDENT] * expert_bytes,
+        "peak_cache_bytes": peak_bytes,
     }
 
 
 def run_config(trace, cfg: ReplayConfig, sched: Schedule, per_step: bool = False, record: bool = False) -> ReplayResult:
-    """Run a resolved configuration through its strategy's kernel entry point."""
-    cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
-    config = config_array(cfg, trace.top_k, per_step, record, sched)
-    counters, step_time, step_stall, outcome, wptr, wkeys = cfg.strategy.entry()(sched, cost, config, cfg.params)
+    """Run a resolved configuration through its jitted entry point."""
+    entry, args = kernel_inputs(cfg, sched, trace.top_k, per_step, record)
+    counters, step_time, step_stall, outcome, wptr, wkeys = entry(*args)
     result = ReplayResult(
-        metrics=metrics_from_counters(counters, sched, trace.num_tokens, cfg.model.expert_bytes),
+        metrics=metrics_from_counters(
+            counters, sched, trace.num_tokens, cfg.model.expert_bytes, sizes_counted=not uses_demand_path(cfg)
+        ),
         config={**cfg.describe(), "trace": trace.fingerprint(), "fastsim_version": __version__},
     )
     if per_step:
@@ -261,11 +349,15 @@ def replay(
     batch_size: int = 1,
     *,
     max_prefetch_loads=None,
+    eviction_params: dict | None = None,
+    cache_partition="global",
+    pinned=None,
+    pin_profile: float = 1.0,
     per_step: bool = False,
     record: bool = False,
     **params,
 ) -> ReplayResult:
-    """Replay ``trace`` (SPEC section 3) and return its metrics.
+    """Replay ``trace`` (SPEC sections 3 and 6) and return its metrics.
 
     Parameters
     ----------
@@ -276,17 +368,27 @@ def replay(
         Profiles (SPEC section 2); ``model`` defaults to the trace's own.
     cache_slots : int or ``"working-set"``; cache_bytes : int
         Exactly one; on-demand defaults to the working set (the seed's minimal cache).
-    eviction : ``"lru"`` or ``"belady"``
+    eviction : str
+        A registered policy (``fastsim.eviction.list_evictions()``): ``lru``, ``belady``,
+        ``fifo``, ``lfu``, ``lfru``, ``activation-aware``, ``score-aware`` or your own.
     batch_size : int
         Continuous-batching slots.
     max_prefetch_loads : int, optional
         Cap on prefetch loads per ``(step, layer)``.
+    eviction_params : dict, optional
+        The eviction policy's parameters.
+    cache_partition : ``"global"``, ``"per-layer"`` or a list of ``L`` sizes
+        How the cache is split between layers (in the cache's unit).
+    pinned : int or list of int, optional
+        Keys held resident from time 0 and never evicted: a list of keys, or a count of the
+        trace's most demanded keys over its first ``pin_profile`` fraction of tokens.
     per_step, record : bool
         Also return per-step time and stall arrays; every access outcome and wanted list.
     **params
         The strategy's parameters.
     """
     cfg, sched = resolve_config(
-        trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params
+        trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params,
+        eviction_params=eviction_params, cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile,
     )
     return run_config(trace, cfg, sched, per_step=per_step, record=record)

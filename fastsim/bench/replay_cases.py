@@ -1,8 +1,7 @@
 """Replay cases: the on-demand kernel against libCacheSim and against the pure-Python reference."""
 from __future__ import annotations
 
-from ..replay import config_array, resolve_config, run_config
-from ..timeline.durations import cost_tables
+from ..replay import kernel_inputs, resolve_config, run_config
 from . import peers
 from .registry import register_case
 from .timing import median, timed, timed_at_least
@@ -22,10 +21,8 @@ def kernel_call(trace, eviction: str, slots: int = SLOTS):
     Returns ``(call, sched)`` where ``call()`` runs only the jitted replay.
     """
     cfg, sched = resolve_config(trace, "on-demand", MODEL, HARDWARE, cache_slots=slots, eviction=eviction)
-    entry = cfg.strategy.entry()
-    cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
-    config = config_array(cfg, trace.top_k, False, False, sched)
-    return (lambda: entry(sched, cost, config, cfg.params)), sched
+    entry, args = kernel_inputs(cfg, sched, trace.top_k)
+    return (lambda: entry(*args)), sched
 
 
 def _vs_libcachesim(ctx, eviction: str) -> dict:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..replay import config_array, metrics_from_counters, resolve_config
-from ..timeline.durations import cost_tables
+from ..replay import kernel_inputs, metrics_from_counters, resolve_config, uses_demand_path
 from .registry import register_case
 from .timing import median, timed, timed_at_least
 
@@ -69,15 +68,15 @@ def kernel_call(trace, strategy: str, model, hardware: str, slots: int, params: 
     ``finish(outputs)`` turns them into the SPEC metrics.
     """
     cfg, sched = resolve_config(trace, strategy, model, hardware, cache_slots=slots, eviction="lru", params=params)
-    entry = cfg.strategy.entry()
-    cost = cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
-    config = config_array(cfg, trace.top_k, False, False, sched)
+    entry, args = kernel_inputs(cfg, sched, trace.top_k)
 
     def call():
-        return entry(sched, cost, config, cfg.params)
+        return entry(*args)
 
     def finish(outputs):
-        return metrics_from_counters(outputs[0], sched, trace.num_tokens, cfg.model.expert_bytes)
+        return metrics_from_counters(
+            outputs[0], sched, trace.num_tokens, cfg.model.expert_bytes, sizes_counted=not uses_demand_path(cfg)
+        )
 
     return call, finish
 

@@ -53,9 +53,11 @@ class ModelProfile:
         Routed experts per MoE layer, ``E``.
     top_k : int
         Experts each token is routed to per layer, ``K``.
-    expert_bytes : int
+    expert_bytes : int or tuple of int
         Bytes of one routed expert's weights as stored (parameters x bytes per parameter of the
-        checkpoint's dtype, block scales included where the format has them).
+        checkpoint's dtype, block scales included where the format has them); a tuple of one
+        size per layer where a file mixes quantisation types by layer (a list of equal sizes is
+        kept as one int). :meth:`layer_bytes` gives the per-layer sizes either way.
     dense_bytes_per_layer : int
         Non-expert weight bytes read per MoE layer per decode step (attention, norms, router,
         shared experts).
@@ -80,7 +82,20 @@ class ModelProfile:
 
     def as_dict(self) -> dict[str, Any]:
         """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+        if isinstance(d["expert_bytes"], tuple):
+            d["expert_bytes"] = list(d["expert_bytes"])
+        return d
+
+    def layer_bytes(self) -> tuple[int, ...]:
+        """The expert size of each layer (``num_layers`` entries)."""
+        if isinstance(self.expert_bytes, tuple):
+            return self.expert_bytes
+        return (self.expert_bytes,) * self.num_layers
+
+    @property
+    def uniform_sizes(self) -> bool:
+        return not isinstance(self.expert_bytes, tuple)
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,7 @@ _MODEL_KINDS = {
     "num_layers": "int",
     "num_experts": "int",
     "top_k": "int",
-    "expert_bytes": "int",
+    "expert_bytes": "sizes",
     "dense_bytes_per_layer": "int0",
     "expert_flops_per_token": "float",
     "dense_flops_per_token": "float0",
@@ -156,6 +171,7 @@ class _Kind:
 
 
 _MODEL = _Kind("model", ModelProfile, _MODEL_KINDS, "models.toml")
+_SIZE_KIND = _Kind("model", ModelProfile, {"size": "int"}, "models.toml")  # one entry of a size list
 _HARDWARE = _Kind("hardware", HardwareProfile, _HARDWARE_KINDS, "hardware.toml")
 
 
@@ -169,6 +185,14 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
     """Validate one numeric field; return it as a plain ``int`` or ``float``."""
     rule = kind.kinds[field_name]
     prefix = f"{kind.label} profile {where}: field {field_name!r}"
+    if rule == "sizes":
+        # one size for every layer, or a list of one per layer (quantised files mix types)
+        if isinstance(value, (list, tuple)):
+            sizes = tuple(_check_value(_SIZE_KIND, "size", v, where) for v in value)
+            if not sizes:
+                raise ProfileError(f"{prefix} must be a positive integer or a list of them, got []")
+            return sizes[0] if len(set(sizes)) == 1 else sizes
+        rule = "int"
     if rule in ("int", "int0"):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             hint = " (write 28_500_000, not 28.5e6)" if isinstance(value, float) else ""
@@ -252,6 +276,11 @@ def _build(kind: _Kind, data: Mapping, origin: str, name: str | None = None):
         raise ProfileError(
             f"{kind.label} profile {where}: field 'description' must be a string, "
             f"got {type(description).__name__}"
+        )
+    if kind is _MODEL and isinstance(values["expert_bytes"], tuple) and len(values["expert_bytes"]) != values["num_layers"]:
+        raise ProfileError(
+            f"model profile {where}: field 'expert_bytes' lists {len(values['expert_bytes'])} sizes but "
+            f"'num_layers' is {values['num_layers']}: give one size, or one per layer"
         )
     if kind is _MODEL and values["top_k"] > values["num_experts"]:
         raise ProfileError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -81,7 +81,9 @@ class Param:
 class StrategyDef:
     """Everything fastsim needs to run one strategy.
 
-    ``replay`` is the cached entry point (built lazily for user strategies); ``reference``, for a
+    ``replay``, where set, is a specialised entry point for the cases it covers (on-demand's
+    demand-only timelines); every (strategy, eviction) pair also runs through the general core
+    (:func:`fastsim.timeline.entries.entry_for`). ``reference``, for a
     user strategy, builds its pure-Python reference: ``reference(num_layers, num_experts, top_k,
     schedule, **params)`` returns an object whose ``observe(s, l, R, n)`` returns the wanted keys,
     most wanted first. (The built-ins' references live in ``fastsim.reference``, which the kernel
@@ -95,7 +97,7 @@ class StrategyDef:
     replay: Callable | None = None
     reference: Callable | None = None
     description: str = ""
-    _entry: list = field(default_factory=list, repr=False, compare=False)
+    builtin: bool = False
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]
@@ -113,16 +115,6 @@ class StrategyDef:
             raise ConfigError(f"strategy {self.name!r} has no parameter {unknown[0]!r} (it takes: {names})")
         values = [p.check(given.get(p.name, p.default), self.name) for p in self.params]
         return np.asarray(values if values else [0.0], dtype=np.float64)
-
-    def entry(self) -> Callable:
-        """The jitted replay entry point for this strategy."""
-        if self.replay is not None:
-            return self.replay
-        if not self._entry:
-            from ..timeline.core import make_entry
-
-            self._entry.append(make_entry(self.init, self.observe))
-        return self._entry[0]
 
 
 _REGISTRY: dict[str, StrategyDef] = {}

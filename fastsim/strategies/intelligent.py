@@ -30,7 +30,6 @@ import numpy as np
 
 from .._jit import kernel
 from ..lazy_decay import SCALE_FLOOR
-from ..timeline.core import run_timeline
 from . import Param, StrategyDef
 
 
@@ -408,16 +407,12 @@ def observe(state, params, sched, s, l, experts, counts, out):
     return n_out
 
 
-@kernel
-def replay(sched, cost, config, params):
-    return run_timeline(sched, cost, config, params, init, observe)
-
 
 STRATEGY = StrategyDef(
     name="intelligent",
     init=init,
     observe=observe,
     params=PARAMS,
-    replay=replay,
+    builtin=True,
     description="transition, frequency, recency and pattern components fused with learned weights (strategy E)",
 )

@@ -41,11 +41,10 @@ import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import kernel
-from ..timeline.core import run_timeline
 from . import Param, StrategyDef
 
 
-__all__ = ["STRATEGY", "init", "observe", "replay"]
+__all__ = ["STRATEGY", "init", "observe"]
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
@@ -373,10 +372,6 @@ def observe(state, params, sched, s, l, experts, counts, out):
     return n
 
 
-@kernel
-def replay(sched, cost, config, params):
-    return run_timeline(sched, cost, config, params, init, observe)
-
 
 _INT_MAX = float(2**31 - 1)
 
@@ -422,6 +417,6 @@ STRATEGY = StrategyDef(
         Param("temporal_period", 64, "int", 1, float(1 << 20), doc="temporal positions are step % period"),
         Param("temporal_window", 10, "int", 1, float(1 << 20), doc="recent sets re-added to the temporal counts per step"),
     ),
-    replay=replay,
+    builtin=True,
     description="sequence patterns, co-occurrence and temporal positions (the seed's multi-look)",
 )

@@ -23,7 +23,8 @@ def observe(state, params, sched, s, l, experts, counts, out):
 
 @kernel
 def replay(sched, cost, config, params):
-    # never prefetches: the demand-only timelines give the general core's results, faster
+    # never prefetches: with one global LRU or Belady cache, no pins and one expert size, the
+    # demand-only timelines give the general core's results, faster
     if config[CFG_SINGLE] != 0:
         return run_demand_single(sched, cost, config)
     return run_demand_only(sched, cost, config)
@@ -35,5 +36,6 @@ STRATEGY = StrategyDef(
     observe=observe,
     params=(),
     replay=replay,
+    builtin=True,
     description="no prefetching: the seed's baseline (strategy A)",
 )

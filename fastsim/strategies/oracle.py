@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
-from ..timeline.core import run_timeline
 from . import Param, StrategyDef
 
-__all__ = ["init", "observe", "replay", "STRATEGY"]
+__all__ = ["init", "observe", "STRATEGY"]
 
 
 @kernel
@@ -59,10 +58,6 @@ def observe(state, params, sched, s, l, experts, counts, out):
 
 
 
-@kernel
-def replay(sched, cost, config, params):
-    return run_timeline(sched, cost, config, params, init, observe)
-
 
 STRATEGY = StrategyDef(
     name="oracle",
@@ -71,6 +66,6 @@ STRATEGY = StrategyDef(
     params=(
         Param("lookahead", 8, kind="int", low=1, doc="steps of the schedule to look ahead (the seed's 8)"),
     ),
-    replay=replay,
+    builtin=True,
     description="perfect knowledge of this layer's experts in the next `lookahead` steps (seed strategy B)",
 )

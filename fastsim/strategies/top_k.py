@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
-from ..timeline.core import run_timeline
 from ..lazy_decay import SCALE_FLOOR
 from . import Param, StrategyDef
 
-__all__ = ["init", "observe", "replay", "STRATEGY"]
+__all__ = ["init", "observe", "STRATEGY"]
 
 # params: k, decay_factor, window, update_frequency, min_count_threshold
 
@@ -118,10 +117,6 @@ def observe(state, params, sched, s, l, experts, counts, out):
 
 
 
-@kernel
-def replay(sched, cost, config, params):
-    return run_timeline(sched, cost, config, params, init, observe)
-
 
 STRATEGY = StrategyDef(
     name="top-k",
@@ -139,6 +134,6 @@ STRATEGY = StrategyDef(
             doc="the seed's filter; it never changes the chosen set (the fill restores it)",
         ),
     ),
-    replay=replay,
+    builtin=True,
     description="decayed frequency counts, top k recomputed every update_frequency steps (seed strategy D)",
 )

@@ -23,7 +23,9 @@ from ..timeline.schedule import Schedule
 
 __all__ = ["readonly", "save_schedule", "load_schedule", "schedule_dir_name"]
 
-_ARRAYS = ("active", "r_ptr", "r_experts", "r_counts", "r_next", "key_first")
+_ARRAYS = (
+    "active", "r_ptr", "r_experts", "r_counts", "r_next", "key_first", "r_scores", "rel_ptr", "rel_keys", "rel_counts",
+)
 _MAPPED: "OrderedDict[str, Schedule]" = OrderedDict()
 _MAPPED_MAX = 64
 

@@ -1,17 +1,18 @@
-"""The timeline core (SPEC section 3): cache, FIFO host-to-device link, prefetching, compute.
+"""The timeline core (SPEC sections 3 and 6): cache, FIFO host-to-device link, prefetching,
+compute, with the eviction policy, partitions, pins and key sizes of ``docs/model.md``.
 
-One generic core, specialised per strategy: each strategy's cached entry point calls
-:func:`run_timeline` with its own ``init``/``observe`` hooks, which numba inlines.
+One generic core, specialised per (strategy, eviction policy) pair: each pair's cached entry point
+(:mod:`fastsim.timeline.entries`) calls :func:`run_timeline` with the strategy's
+``init``/``observe`` hooks and the policy's :class:`~fastsim.eviction.base.Hooks`, which numba
+inlines. The victim rule of SPEC section 3 lives in the policies' shared
+:func:`~fastsim.eviction.base.eligibility`; the core decides when to evict and what a load costs.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .._jit import kernel
-from .evict import heap_push, heap_remove, heap_up, lru_push_mru, lru_unlink
-
-__all__ = ["prefetch_lists", "make_entry"]
+__all__ = ["prefetch_lists", "run_timeline"]
 
 
 @njit(nogil=True)
@@ -48,27 +49,15 @@ def prefetch_lists(sched, top_k, params, init, observe):
     return ptr, keys[:n].copy()
 
 
-def make_entry(init, observe):
-    """A jitted replay entry point for a user strategy (compiled once per process)."""
-
-    @njit(nogil=True)
-    def replay(sched, cost, config, params):
-        return run_timeline(sched, cost, config, params, init, observe)
-
-    return replay
-
-
 # Indices into the ``config`` array every entry point takes.
-CFG_CAPACITY = 0  # cache slots C (already capped at L * E)
-CFG_EVICTION = 1  # 0 = lru, 1 = belady
+CFG_CAPACITY = 0  # cache slots C (already capped at L * E); the demand-only path reads it
+CFG_EVICTION = 1  # demand-only path: 0 = lru, 1 = belady
 CFG_MAX_LOADS = 2  # prefetch loads allowed per observe call; < 0 = no cap
 CFG_TOP_K = 3  # the trace's K, handed to the strategy's init
 CFG_PER_STEP = 4  # 1 = fill per-step time and stall arrays
 CFG_RECORD = 5  # 1 = record every access outcome and every wanted list
 CFG_SINGLE = 6  # 1 = every R holds at most one expert (a faster path may be taken)
 CFG_SIZE = 7
-
-EVICTION_CODES = {"lru": 0, "belady": 1}
 
 # Indices into the counters array the core returns.
 N_HITS = 0
@@ -82,7 +71,9 @@ N_TOTAL_NS = 7
 N_RESIDENT_SUM = 8
 N_PEAK_RESIDENT = 9
 N_SAMPLES = 10
-N_SIZE = 11
+N_H2D_BYTES = 11  # bytes loaded, demand and prefetch (-1: the caller derives them)
+N_PEAK_BYTES = 12  # largest resident bytes at an occupancy sample (-1: the caller derives them)
+N_SIZE = 13
 
 # Outcome codes of one demand access.
 HIT = 0
@@ -91,82 +82,23 @@ MISS = 2
 
 
 @njit(nogil=True, inline="always")
-def _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, call, ready_at, g, allow_in_flight):
-    """The least recent key outside ``R`` and not protected by observe-call ``call``: a settled
-    one, else (``allow_in_flight``) the least recent in flight; -1 when there is none."""
-    fallback = -1
-    k = nxt[head]
-    while k != head:
-        if r_stamp[k] != stamp and prot_stamp[k] != call:
-            if ready_at[k] <= g:
-                return k
-            if allow_in_flight and fallback < 0:
-                fallback = k
-        k = nxt[k]
-    return fallback
-
-
-@njit(nogil=True)
-def _belady_victim(heap, hpos, key_next, size, spill, r_stamp, stamp, prot_stamp, call, ready_at, g, allow_in_flight):
-    """:func:`_lru_victim` by farthest next use. Pops ineligible keys off the heap until an
-    eligible one tops it, then pushes them back; returns ``(victim, size)``, the victim still
-    in the heap."""
-    n_spill = 0
-    victim = -1
-    fallback = -1
-    while size > 0:
-        top = heap[0]
-        if r_stamp[top] != stamp and prot_stamp[top] != call:
-            if ready_at[top] <= g:
-                victim = top
-                break
-            if allow_in_flight and fallback < 0:
-                fallback = top
-        spill[n_spill] = top
-        n_spill += 1
-        size = heap_remove(heap, hpos, key_next, top, size)
-    for i in range(n_spill):
-        size = heap_push(heap, hpos, key_next, spill[i], size)
-    return (victim if victim >= 0 else fallback), size
-
-
-@njit(nogil=True, inline="always")
-def _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt):
-    """Drop ``victim`` from the cache (the caller counts a pending prefetch as wasted first);
-    returns the heap's new size."""
-    resident[victim] = 0
-    pf_pending[victim] = 0
-    if belady:
-        return heap_remove(heap, hpos, key_next, victim, heap_size)
-    lru_unlink(prv, nxt, victim)
-    return heap_size
-
-
-@njit(nogil=True, inline="always")
-def _load(key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt, head):
-    """Issue ``key``'s load at ``g`` on the FIFO link, as the most recent key (LRU) or by its
-    next use (Belady); returns ``(link_free, heap_size)``."""
-    start = g if g > link_free else link_free
-    ready_at[key] = start + load_ns
-    resident[key] = 1
-    if belady:
-        heap_size = heap_push(heap, hpos, key_next, key, heap_size)
-    else:
-        lru_push_mru(prv, nxt, key, head)
-    return ready_at[key], heap_size
-
-
-@njit(nogil=True, inline="always")
-def run_timeline(sched, cost, config, params, init, observe):
-    """Replay one configuration (SPEC section 3).
+def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, policy):
+    """Replay one configuration (SPEC sections 3 and 6).
 
     Parameters
     ----------
     sched : Schedule
-    cost : tuple ``(load_ns, expert_ns, dense_ns)``: int64, int64 (B + 1,), int64 (B + 1,)
+    cost : tuple ``(load_ns, expert_ns, dense_ns)``: int64 (L,), int64 (L, B + 1), int64 (B + 1,)
+        per layer, since a key's load and weight-read times follow its layer's expert size
     config : ndarray (CFG_SIZE,), int64 — see the ``CFG_*`` indices
     params : ndarray, float64 — the strategy's parameters
+    layout : tuple ``(part_of_layer, part_off, budget, unit, key_bytes, pinned)``
+        int64 (L,) partition of each layer; int64 (P + 1,) key-count offsets of the partitions;
+        int64 (P,) budgets in the cache's unit; int64 (L,) a key's size in that unit per layer;
+        int64 (L,) a key's bytes per layer; uint8 (L * E,) 1 for pinned keys
+    ev_params : ndarray, float64 — the eviction policy's parameters
     init, observe : the strategy's hooks
+    policy : :class:`~fastsim.eviction.base.Hooks`
 
     Returns
     -------
@@ -179,19 +111,19 @@ def run_timeline(sched, cost, config, params, init, observe):
     num_experts = sched.num_experts
     num_keys = num_layers * num_experts
     num_steps = sched.active.shape[0]
-    capacity = config[CFG_CAPACITY]
-    belady = config[CFG_EVICTION] == 1
     max_loads = config[CFG_MAX_LOADS]
     per_step = config[CFG_PER_STEP] != 0
     record = config[CFG_RECORD] != 0
     load_ns = cost[0]
     expert_ns = cost[1]
     dense_ns = cost[2]
+    part_of_layer, part_off, budget, unit, key_bytes, pinned = layout
     r_ptr = sched.r_ptr
     r_experts = sched.r_experts
     r_counts = sched.r_counts
 
     state = init(num_layers, num_experts, config[CFG_TOP_K], params)
+    pstate = policy.init(num_layers, num_experts, part_of_layer, part_off, ev_params, sched)
     out = np.empty(num_keys, np.int64)
 
     resident = np.zeros(num_keys, np.uint8)
@@ -199,24 +131,7 @@ def run_timeline(sched, cost, config, params, init, observe):
     ready_at = np.zeros(num_keys, np.int64)
     r_stamp = np.zeros(num_keys, np.int64)  # position + 1 while the key is in the current R
     prot_stamp = np.zeros(num_keys, np.int64)  # observe-call number while the key is protected
-    # LRU: doubly linked list over keys, sentinel at num_keys (least recent after it)
-    head = num_keys
-    prv = np.empty(num_keys + 1, np.int64)
-    nxt = np.empty(num_keys + 1, np.int64)
-    prv[head] = head
-    nxt[head] = head
-    # Belady: next demand position per key and a max-heap of resident keys by it
-    if belady:
-        key_next = sched.key_first.copy()
-        heap = np.empty(num_keys, np.int64)
-        hpos = np.zeros(num_keys, np.int64)
-        spill = np.empty(num_keys, np.int64)
-    else:
-        key_next = np.empty(0, np.int64)
-        heap = np.empty(0, np.int64)
-        hpos = np.empty(0, np.int64)
-        spill = np.empty(0, np.int64)
-    heap_size = 0
+    used = np.zeros(budget.shape[0], np.int64)  # units resident per partition
 
     counters = np.zeros(N_SIZE, np.int64)
     step_time = np.zeros(num_steps if per_step else 0, np.int64)
@@ -238,9 +153,22 @@ def run_timeline(sched, cost, config, params, init, observe):
     resident_sum = 0
     peak = 0
     n_res = 0
+    res_bytes = 0
+    peak_bytes = 0
+    h2d_bytes = 0
     now = 0
     link_free = 0
     call = 0
+    tick = 0
+
+    # pinned keys: resident and settled from the start, outside every policy's order
+    for k in range(num_keys):
+        if pinned[k]:
+            lk = k // num_experts
+            resident[k] = 1
+            used[part_of_layer[lk]] += unit[lk]
+            n_res += 1
+            res_bytes += key_bytes[lk]
 
     for s in range(num_steps):
         step_begin = now
@@ -250,13 +178,16 @@ def run_timeline(sched, cost, config, params, init, observe):
             lo = r_ptr[p]
             hi = r_ptr[p + 1]
             base = l * num_experts
+            part = part_of_layer[l]
             stamp = p + 1
             for j in range(lo, hi):
                 r_stamp[base + r_experts[j]] = stamp
+            policy.on_position(pstate, sched, p, l, lo, hi)
             # ---- 2. demand
             ready_max = g
             for j in range(lo, hi):
                 key = base + r_experts[j]
+                tick += 1
                 if resident[key]:
                     if ready_at[key] <= g:
                         hits += 1
@@ -269,30 +200,33 @@ def run_timeline(sched, cost, config, params, init, observe):
                     if pf_pending[key]:
                         pf_useful += 1
                         pf_pending[key] = 0
-                    if not belady:
-                        lru_unlink(prv, nxt, key)
-                        lru_push_mru(prv, nxt, key, head)
+                    if not pinned[key]:
+                        policy.on_access(pstate, key, part, tick)
                 else:
                     misses += 1
                     if record:
                         outcome[j] = MISS
-                    if n_res >= capacity:
-                        # capacity >= |R| guarantees a victim outside R exists here
-                        if belady:
-                            victim, heap_size = _belady_victim(
-                                heap, hpos, key_next, heap_size, spill, r_stamp, stamp, prot_stamp, -1,
-                                ready_at, g, True,
-                            )
-                        else:
-                            victim = _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, -1, ready_at, g, True)
+                    while used[part] + unit[l] > budget[part]:
+                        victim = policy.victim(pstate, part, (r_stamp, stamp, prot_stamp, -1, ready_at, g), True, tick)
+                        if victim < 0:
+                            raise ValueError("no victim for a demand load: the cache is below the working set")
+                        vl = victim // num_experts
                         pf_wasted += pf_pending[victim]
-                        heap_size = _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt)
+                        resident[victim] = 0
+                        pf_pending[victim] = 0
+                        used[part] -= unit[vl]
                         n_res -= 1
-                    link_free, heap_size = _load(
-                        key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt,
-                        head,
-                    )
+                        res_bytes -= key_bytes[vl]
+                        policy.on_evict(pstate, victim, part)
+                    start = g if g > link_free else link_free
+                    ready_at[key] = start + load_ns[l]
+                    link_free = ready_at[key]
+                    resident[key] = 1
+                    used[part] += unit[l]
                     n_res += 1
+                    res_bytes += key_bytes[l]
+                    h2d_bytes += key_bytes[l]
+                    policy.on_load(pstate, key, part, tick, True)
                 if ready_at[key] > ready_max:
                     ready_max = ready_at[key]
             # ---- 3. prefetch
@@ -321,55 +255,58 @@ def run_timeline(sched, cost, config, params, init, observe):
                     continue
                 if max_loads >= 0 and loads >= max_loads:
                     break
-                if n_res >= capacity:
-                    if belady:
-                        victim, heap_size = _belady_victim(
-                            heap, hpos, key_next, heap_size, spill, r_stamp, stamp, prot_stamp, call,
-                            ready_at, g, False,
-                        )
-                    else:
-                        victim = _lru_victim(nxt, head, r_stamp, stamp, prot_stamp, call, ready_at, g, False)
+                kl = key // num_experts
+                kpart = part_of_layer[kl]
+                no_victim = False
+                skipped = False
+                while used[kpart] + unit[kl] > budget[kpart]:
+                    victim = policy.victim(pstate, kpart, (r_stamp, stamp, prot_stamp, call, ready_at, g), False, tick)
                     if victim < 0:
+                        no_victim = True
                         break
-                    if belady and key_next[victim] < key_next[key]:
-                        # the victim is needed before the wanted key: keep it, skip this key
-                        prot_stamp[key] = call
-                        processed += 1
-                        continue
+                    if policy.keep(pstate, victim, key):
+                        skipped = True
+                        break
+                    vl = victim // num_experts
                     pf_wasted += pf_pending[victim]
-                    heap_size = _evict(victim, resident, pf_pending, belady, heap, hpos, key_next, heap_size, prv, nxt)
+                    resident[victim] = 0
+                    pf_pending[victim] = 0
+                    used[kpart] -= unit[vl]
                     n_res -= 1
-                link_free, heap_size = _load(
-                    key, g, link_free, load_ns, ready_at, resident, belady, heap, hpos, key_next, heap_size, prv, nxt,
-                    head,
-                )
+                    res_bytes -= key_bytes[vl]
+                    policy.on_evict(pstate, victim, kpart)
+                if no_victim:
+                    break
+                prot_stamp[key] = call
+                processed += 1
+                if skipped:
+                    # the victim is needed before the wanted key: keep it, skip this key
+                    continue
+                start = g if g > link_free else link_free
+                ready_at[key] = start + load_ns[kl]
+                link_free = ready_at[key]
+                resident[key] = 1
+                used[kpart] += unit[kl]
                 n_res += 1
+                res_bytes += key_bytes[kl]
+                h2d_bytes += key_bytes[kl]
+                policy.on_load(pstate, key, kpart, tick, False)
                 pf_pending[key] = 1
                 pf_loads += 1
                 loads += 1
-                prot_stamp[key] = call
-                processed += 1
-            if not belady:
-                # recency in reverse list order: the most wanted key ends the most recent
-                for i in range(processed - 1, -1, -1):
-                    key = out[i]
-                    if resident[key]:
-                        lru_unlink(prv, nxt, key)
-                        lru_push_mru(prv, nxt, key, head)
-            else:
-                # R's keys move to their next demand only now, so that during this position's
-                # demand and prefetch they rank last (they may not be evicted anyway)
-                for j in range(lo, hi):
-                    key = base + r_experts[j]
-                    # a demand moves the key's next use later: it can only rise in the heap
-                    key_next[key] = sched.r_next[j]
-                    heap_up(heap, hpos, key_next, hpos[key])
+            # recency in reverse list order: the most wanted key ends the most recent
+            for i in range(processed - 1, -1, -1):
+                key = out[i]
+                tick += 1
+                if resident[key] and not pinned[key]:
+                    policy.on_refresh(pstate, key, part_of_layer[key // num_experts], tick)
+            policy.after_position(pstate, sched, p, l, lo, hi)
             # ---- 4. compute
             start = ready_max
             stall += start - g
             t = start + dense_ns[sched.active[s]]
             for j in range(lo, hi):
-                t += expert_ns[r_counts[j]]
+                t += expert_ns[l, r_counts[j]]
             now = t
             if per_step:
                 step_stall[s] += start - g
@@ -377,6 +314,9 @@ def run_timeline(sched, cost, config, params, init, observe):
             resident_sum += n_res
             if n_res > peak:
                 peak = n_res
+            if res_bytes > peak_bytes:
+                peak_bytes = res_bytes
+        policy.after_step(pstate, sched, s)
         if per_step:
             step_time[s] = now - step_begin
 
@@ -394,4 +334,6 @@ def run_timeline(sched, cost, config, params, init, observe):
     counters[N_RESIDENT_SUM] = resident_sum
     counters[N_PEAK_RESIDENT] = peak
     counters[N_SAMPLES] = positions
+    counters[N_H2D_BYTES] = h2d_bytes
+    counters[N_PEAK_BYTES] = peak_bytes
     return counters, step_time, step_stall, outcome, wanted_ptr, wanted_keys[:n_wanted]

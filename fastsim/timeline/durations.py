@@ -2,27 +2,30 @@
 
 Each duration is computed once in floating point from the profiles and rounded half up
 (``int(seconds * 1e9 + 0.5)``); the clock then runs on integers, so every implementation makes
-the same hit/late decisions.
+the same hit/late decisions. A key's load and its expert's weight read use its layer's expert
+size (SPEC section 6); with one size every layer's figures are the same.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_ns", "load_seconds", "expert_seconds", "dense_seconds", "cost_tables"]
+__all__ = ["to_ns", "load_seconds", "expert_seconds", "dense_seconds", "cost_tables", "layer_cost_tables"]
 
 
 def to_ns(seconds: float) -> int:
     return int(seconds * 1e9 + 0.5)
 
 
-def load_seconds(model, hardware) -> float:
-    return hardware.transfer_latency_s + model.expert_bytes / hardware.h2d_bytes_per_s
+def load_seconds(model, hardware, expert_bytes=None) -> float:
+    size = model.expert_bytes if expert_bytes is None else expert_bytes
+    return hardware.transfer_latency_s + size / hardware.h2d_bytes_per_s
 
 
-def expert_seconds(model, hardware, n: int) -> float:
+def expert_seconds(model, hardware, n: int, expert_bytes=None) -> float:
     """An expert serving ``n`` tokens: weights read once, or compute, whichever is slower."""
+    size = model.expert_bytes if expert_bytes is None else expert_bytes
     return hardware.launch_s + max(
-        model.expert_bytes / hardware.mem_bytes_per_s, n * model.expert_flops_per_token / hardware.flops_per_s
+        size / hardware.mem_bytes_per_s, n * model.expert_flops_per_token / hardware.flops_per_s
     )
 
 
@@ -34,10 +37,31 @@ def dense_seconds(model, hardware, b: int) -> float:
 
 
 def cost_tables(model, hardware, batch_size: int):
-    """``(load_ns, expert_ns, dense_ns)`` with ``expert_ns[n]`` and ``dense_ns[b]`` for 1..batch."""
+    """``(load_ns, expert_ns, dense_ns)`` with ``expert_ns[n]`` and ``dense_ns[b]`` for 1..batch
+    (one expert size: the demand-only path)."""
     expert_ns = np.zeros(batch_size + 1, np.int64)
     dense_ns = np.zeros(batch_size + 1, np.int64)
     for n in range(1, batch_size + 1):
         expert_ns[n] = to_ns(expert_seconds(model, hardware, n))
         dense_ns[n] = to_ns(dense_seconds(model, hardware, n))
     return np.int64(to_ns(load_seconds(model, hardware))), expert_ns, dense_ns
+
+
+def layer_cost_tables(model, hardware, batch_size: int):
+    """``(load_ns, expert_ns, dense_ns)``: int64 ``(L,)``, ``(L, B + 1)`` and ``(B + 1,)``, each
+    layer's figures from its own expert size."""
+    sizes = model.layer_bytes()
+    load_ns = np.zeros(len(sizes), np.int64)
+    expert_ns = np.zeros((len(sizes), batch_size + 1), np.int64)
+    dense_ns = np.zeros(batch_size + 1, np.int64)
+    for n in range(1, batch_size + 1):
+        dense_ns[n] = to_ns(dense_seconds(model, hardware, n))
+    memo: dict[int, tuple] = {}
+    for l, size in enumerate(sizes):
+        if size not in memo:
+            row = np.zeros(batch_size + 1, np.int64)
+            for n in range(1, batch_size + 1):
+                row[n] = to_ns(expert_seconds(model, hardware, n, size))
+            memo[size] = (to_ns(load_seconds(model, hardware, size)), row)
+        load_ns[l], expert_ns[l] = memo[size]
+    return load_ns, expert_ns, dense_ns

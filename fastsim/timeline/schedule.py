@@ -15,7 +15,10 @@ import numpy as np
 
 from .._jit import kernel
 
-__all__ = ["Schedule", "NEVER", "build_schedule", "schedule_from_sets", "batch_steps"]
+__all__ = [
+    "Schedule", "NEVER", "build_schedule", "schedule_from_sets", "batch_steps", "with_next_use", "with_scores",
+    "with_requests",
+]
 
 #: Position used for "never demanded again" (farther than any real position).
 NEVER = np.iinfo(np.int64).max
@@ -40,6 +43,13 @@ class Schedule(NamedTuple):
         Empty when the schedule was built without next-use data.
     key_first : ndarray (L * E,), int64
         Position of each key's first demand, or :data:`NEVER`; empty without next-use data.
+    r_scores : ndarray (entries,), float64
+        Per entry, the active tokens' router weights for that expert, summed (float64, slot
+        order) and divided by the active tokens; empty unless a policy reads scores.
+    rel_ptr, rel_keys, rel_counts : ndarray, int64
+        Per step ``s``, ``rel_keys[rel_ptr[s]:rel_ptr[s + 1]]`` are the keys routed by the requests
+        whose last token ran at step ``s``, with how many of their tokens routed to each; empty
+        unless a policy tracks requests.
     """
 
     num_layers: int
@@ -50,6 +60,10 @@ class Schedule(NamedTuple):
     r_counts: np.ndarray
     r_next: np.ndarray
     key_first: np.ndarray
+    r_scores: np.ndarray
+    rel_ptr: np.ndarray
+    rel_keys: np.ndarray
+    rel_counts: np.ndarray
 
     @property
     def num_steps(self) -> int:
@@ -204,7 +218,122 @@ def _finish(num_layers, num_experts, active, r_ptr, r_experts, r_counts, next_us
     else:
         r_next = np.empty(0, np.int64)
         key_first = np.empty(0, np.int64)
-    return Schedule(int(num_layers), int(num_experts), active, r_ptr, r_experts, r_counts, r_next, key_first)
+    return Schedule(
+        int(num_layers), int(num_experts), active, r_ptr, r_experts, r_counts, r_next, key_first,
+        np.empty(0, np.float64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+    )
+
+
+def with_next_use(sched: Schedule) -> Schedule:
+    """``sched`` with the next-use arrays Belady-style policies read."""
+    if sched.has_next_use:
+        return sched
+    r_next, key_first = _next_use(sched.r_ptr, sched.r_experts, sched.num_layers, sched.num_experts)
+    return sched._replace(r_next=r_next, key_first=key_first)
+
+
+@kernel
+def _entry_scores(scores, step_ptr, step_tokens, r_ptr, r_experts, experts, num_experts):
+    """Per entry of ``R``: the active tokens' weights for that expert, summed in slot order as
+    float64, divided by the active tokens."""
+    num_steps = step_ptr.shape[0] - 1
+    num_layers = experts.shape[1]
+    top_k = experts.shape[2]
+    out = np.zeros(r_experts.shape[0], np.float64)
+    acc = np.zeros(num_experts, np.float64)
+    for s in range(num_steps):
+        lo = step_ptr[s]
+        hi = step_ptr[s + 1]
+        for l in range(num_layers):
+            for i in range(lo, hi):
+                t = step_tokens[i]
+                for k in range(top_k):
+                    e = experts[t, l, k]
+                    if e >= 0:
+                        acc[e] += np.float64(scores[t, l, k])
+            p = s * num_layers + l
+            for j in range(r_ptr[p], r_ptr[p + 1]):
+                e = r_experts[j]
+                out[j] = acc[e] / (hi - lo)
+                acc[e] = 0.0
+    return out
+
+
+@kernel
+def _releases(experts, sequence_lengths, step_ptr, step_tokens, num_experts):
+    """For each step, the keys routed by the requests whose last token ran then, with counts."""
+    num_steps = step_ptr.shape[0] - 1
+    num_layers = experts.shape[1]
+    top_k = experts.shape[2]
+    num_seq = sequence_lengths.shape[0]
+    offsets = np.zeros(num_seq + 1, np.int64)
+    for q in range(num_seq):
+        offsets[q + 1] = offsets[q] + sequence_lengths[q]
+    # the sequence of each trace row
+    row_seq = np.empty(offsets[num_seq], np.int64)
+    for q in range(num_seq):
+        for t in range(offsets[q], offsets[q + 1]):
+            row_seq[t] = q
+    num_keys = num_layers * num_experts
+    count = np.zeros(num_keys, np.int64)
+    touched = np.empty(num_keys, np.int64)
+    cap = 16
+    keys = np.empty(cap, np.int64)
+    vals = np.empty(cap, np.int64)
+    ptr = np.zeros(num_steps + 1, np.int64)
+    n = 0
+    for s in range(num_steps):
+        for i in range(step_ptr[s], step_ptr[s + 1]):
+            t = step_tokens[i]
+            q = row_seq[t]
+            if t + 1 != offsets[q + 1]:
+                continue
+            m = 0
+            for u in range(offsets[q], offsets[q + 1]):
+                for l in range(num_layers):
+                    for k in range(top_k):
+                        e = experts[u, l, k]
+                        if e >= 0:
+                            key = l * num_experts + e
+                            if count[key] == 0:
+                                touched[m] = key
+                                m += 1
+                            count[key] += 1
+            if n + m > cap:
+                cap = max(2 * cap, n + m)
+                grown_k = np.empty(cap, np.int64)
+                grown_v = np.empty(cap, np.int64)
+                grown_k[:n] = keys[:n]
+                grown_v[:n] = vals[:n]
+                keys = grown_k
+                vals = grown_v
+            for a in range(m):
+                keys[n] = touched[a]
+                vals[n] = count[touched[a]]
+                count[touched[a]] = 0
+                n += 1
+        ptr[s + 1] = n
+    return ptr, keys[:n].copy(), vals[:n].copy()
+
+
+def with_scores(sched: Schedule, trace, batch_size: int) -> Schedule:
+    """``sched`` with ``r_scores`` from the trace's router weights (score-aware policies)."""
+    if sched.r_scores.shape[0] == sched.r_experts.shape[0]:
+        return sched
+    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    scores = _entry_scores(
+        trace.scores, step_ptr, step_tokens, sched.r_ptr, sched.r_experts, trace.experts, trace.num_experts
+    )
+    return sched._replace(r_scores=scores)
+
+
+def with_requests(sched: Schedule, trace, batch_size: int) -> Schedule:
+    """``sched`` with the per-step release lists of finished requests (activation-aware)."""
+    if sched.rel_ptr.shape[0] == sched.num_steps + 1:
+        return sched
+    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    ptr, keys, vals = _releases(trace.experts, trace.sequence_lengths, step_ptr, step_tokens, trace.num_experts)
+    return sched._replace(rel_ptr=ptr, rel_keys=keys, rel_counts=vals)
 
 
 def schedule_from_sets(sets, num_experts: int, active=None, counts=None, next_use: bool = True) -> Schedule:

@@ -1,0 +1,50 @@
+"""One jitted entry point per (strategy, eviction policy) pair, compiled on first use.
+
+Numba caches a function by its file and qualified name, and a closure over the hooks would miss
+its cache in every new process. So each built-in pair gets its own module-level-style function:
+the template's code object with the pair's hooks bound as globals and a qualified name of its
+own (``replay__top_k__lfu``), so its compiled code lands in, and loads from, its own cache file.
+fastsim's cache folder is keyed by a hash of all of its sources (:mod:`fastsim._jit`), so an edit
+to any hook recompiles. A pair with a user strategy or a user policy compiles once per process
+instead (user code cannot join fastsim's cache).
+"""
+from __future__ import annotations
+
+import types
+
+from numba import njit
+
+from .._jit import kernel
+from .core import run_timeline
+
+__all__ = ["entry_for"]
+
+_ENTRIES: dict = {}
+
+
+def _template(sched, cost, config, params, layout, ev_params):
+    return run_timeline(sched, cost, config, params, layout, ev_params, STRATEGY_INIT, STRATEGY_OBSERVE, POLICY)  # noqa: F821
+
+
+def entry_for(strategy, policy, cached: bool):
+    """The entry point ``replay(sched, cost, config, params, layout, ev_params)`` of a pair.
+
+    ``strategy`` is a :class:`~fastsim.strategies.StrategyDef`, ``policy`` a
+    :class:`~fastsim.eviction.EvictionDef`; ``cached`` for built-in pairs.
+    """
+    key = (strategy.name, policy.name, id(strategy.observe), id(policy.hooks))
+    fn = _ENTRIES.get(key)
+    if fn is None:
+        name = f"replay__{_ident(strategy.name)}__{_ident(policy.name)}"
+        scope = dict(globals())
+        scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks)
+        py = types.FunctionType(_template.__code__, scope, name)
+        py.__qualname__ = name
+        py.__module__ = __name__
+        fn = kernel(py) if cached else njit(nogil=True)(py)
+        _ENTRIES[key] = fn
+    return fn
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)

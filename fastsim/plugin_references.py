@@ -1,4 +1,5 @@
-"""Pure-Python references that users register with their strategies: a name -> factory table.
+"""Pure-Python references that users register with their strategies and eviction policies:
+name -> factory tables.
 
 ``fastsim.strategies.register_strategy(..., reference=...)`` fills it and
 ``fastsim.reference.replay_reference`` reads it. It lives apart from both so that the kernel side
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["add_reference", "find_reference"]
+__all__ = ["add_reference", "find_reference", "add_eviction_reference", "find_eviction_reference"]
 
 _TABLE: dict[str, Callable] = {}
 
@@ -23,3 +24,18 @@ def add_reference(name: str, factory: Callable | None) -> None:
 
 def find_reference(name: str) -> Callable | None:
     return _TABLE.get(name)
+
+
+_EVICTIONS: dict[str, Callable] = {}
+
+
+def add_eviction_reference(name: str, factory: Callable | None) -> None:
+    """Record ``factory`` as the reference of eviction policy ``name`` (``None`` forgets it)."""
+    if factory is None:
+        _EVICTIONS.pop(name, None)
+    else:
+        _EVICTIONS[name] = factory
+
+
+def find_eviction_reference(name: str) -> Callable | None:
+    return _EVICTIONS.get(name)

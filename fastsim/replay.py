@@ -268,7 +268,7 @@ def uses_demand_path(cfg: ReplayConfig) -> bool:
     """On-demand with SPEC section 3's cache runs the specialised demand-only timelines."""
     return (
         cfg.strategy.replay is not None and cfg.eviction in DEMAND_ONLY_EVICTIONS and cfg.policy.builtin
-        and cfg.layout.simple
+        and cfg.layout.simple and cfg.model.uniform_sizes
     )
 
 

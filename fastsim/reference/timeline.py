@@ -1,4 +1,4 @@
-"""Reference timeline (SPEC section 3) in plain Python: dicts, lists and linear scans.
+"""Reference timeline (SPEC sections 3 and 6) in plain Python: dicts, lists and linear scans.
 
 Slow on purpose and written to follow the SPEC's text line by line; the kernel in
 ``fastsim.timeline.core`` must agree with it exactly. It shares no code with the kernel side
@@ -16,12 +16,12 @@ import numpy as np
 
 from ..profiles import hardware_profile, model_profile
 from .._version import __version__
-from .durations import dense_ns, expert_ns, load_ns
+from .durations import dense_ns
+from .eviction import EvictionContext, reference_eviction
+from .layout import WORKING_SET, LayerDurations, resolve_layout
 from .registry import reference_strategy
 
 __all__ = ["ReferenceSchedule", "ReferenceResult", "replay_reference", "metrics_from_events"]
-
-WORKING_SET = "working-set"
 
 
 class ReferenceSchedule:
@@ -35,6 +35,8 @@ class ReferenceSchedule:
         self.num_layers = num_layers
         self.num_experts = num_experts
         self.steps = []  # steps[s] = list of trace rows active at step s, in slot order
+        self.step_sequences = []  # step_sequences[s][i] = the sequence of row steps[s][i]
+        self.finished = []  # finished[s] = sequences whose last token ran at step s
         slots = [None] * batch_size  # (sequence, position) or None
         waiting = list(range(len(lengths)))
         while True:
@@ -46,13 +48,18 @@ class ReferenceSchedule:
                         slots[b] = (waiting.pop(0), 0)
             if all(x is None for x in slots):
                 break
-            rows = []
+            rows, seqs, done = [], [], []
             for b in range(batch_size):
                 if slots[b] is not None:
                     q, pos = slots[b]
                     rows.append(starts[q] + pos)
+                    seqs.append(q)
                     slots[b] = (q, pos + 1) if pos + 1 < lengths[q] else None
+                    if slots[b] is None:
+                        done.append(q)
             self.steps.append(rows)
+            self.step_sequences.append(seqs)
+            self.finished.append(done)
         self.sets = []  # sets[s][l] = (sorted experts, counts)
         for rows in self.steps:
             per_layer = []
@@ -106,21 +113,10 @@ class ReferenceResult:
     wanted: list | None = field(default=None, repr=False)
 
 
-def _cache_size(cache_slots, cache_bytes, strategy_name, expert_bytes, working_set) -> tuple[int, str]:
-    if cache_slots is None and cache_bytes is None and strategy_name == "on-demand":
-        cache_slots = WORKING_SET  # the seed's baseline caches only the working set
-    if (cache_slots is None) == (cache_bytes is None):
-        raise ValueError("give exactly one of cache_slots and cache_bytes")
-    if cache_slots == WORKING_SET:
-        return working_set, WORKING_SET
-    if cache_slots is not None:
-        return int(cache_slots), f"{int(cache_slots)} slots"
-    return int(cache_bytes) // expert_bytes, f"{int(cache_bytes)} bytes"
-
-
 # Event kinds of the record (one tuple per event, in the order they happen).
+PIN = "pin"  # (PIN, key, nbytes): resident and settled from time 0, before any step
 ACCESS = "access"  # (ACCESS, step, layer, key, outcome) with outcome 0 hit, 1 late, 2 miss
-LOAD = "load"  # (LOAD, step, layer, key, kind, start, ready_at) with kind "demand" or "prefetch"
+LOAD = "load"  # (LOAD, step, layer, key, kind, start, ready_at, nbytes) with kind "demand" or "prefetch"
 EVICT = "evict"  # (EVICT, step, layer, key)
 COMPUTE = "compute"  # (COMPUTE, step, layer, g, start, end)
 OCCUPANCY = "occupancy"  # (OCCUPANCY, step, layer, resident keys)
@@ -136,6 +132,10 @@ def replay_reference(
     eviction: str = "lru",
     batch_size: int = 1,
     *,
+    eviction_params=None,
+    cache_partition="global",
+    pinned=None,
+    pin_profile: float = 1.0,
     max_prefetch_loads=None,
     per_step: bool = False,
     record: bool = False,
@@ -143,49 +143,68 @@ def replay_reference(
 ) -> ReferenceResult:
     """The same contract as :func:`fastsim.replay`, computed by the reference implementation.
 
-    ``strategy`` is a built-in name, a name registered with a reference, or a reference class.
-    Inputs are assumed valid (the kernel side validates them); an impossible cache raises
-    ``ValueError``.
+    ``strategy`` is a built-in name, a name registered with a reference, or a reference class;
+    ``eviction`` likewise (:mod:`fastsim.reference.eviction`), with ``eviction_params`` its
+    parameters. ``cache_partition`` is ``"global"``, ``"per-layer"`` or a list of ``L`` sizes in
+    the cache's unit; ``pinned`` ``None``, a count or a list of keys, a count chosen over the
+    first ``pin_profile`` of the trace's tokens (SPEC section 6, docs/model.md "Cache
+    organisation"). Inputs are assumed valid (the kernel side validates them); an impossible
+    layout, an unknown policy or a score-aware policy without scores raises ``ValueError``.
     """
     name, factory = reference_strategy(strategy)
     mprof = model_profile(trace.model if model is None else model)
     hprof = hardware_profile(hardware)
-    if eviction not in ("lru", "belady"):
-        raise ValueError(f"the reference knows evictions lru and belady, not {eviction!r}")
+    policy_name, policy_cls = reference_eviction(eviction)
     B = int(batch_size)
-    sched = ReferenceSchedule(trace.experts.tolist(), trace.sequence_lengths, trace.num_layers, trace.num_experts, B)
+    experts = trace.experts.tolist()
+    sched = ReferenceSchedule(experts, trace.sequence_lengths, trace.num_layers, trace.num_experts, B)
     L, E = trace.num_layers, trace.num_experts
-    C, request = _cache_size(cache_slots, cache_bytes, name, mprof.expert_bytes, sched.working_set)
-    if C < sched.working_set:
-        raise ValueError(f"a cache of {C} keys is below the working set {sched.working_set}")
+    layout = resolve_layout(cache_slots, cache_bytes, name, mprof, sched, cache_partition, pinned, pin_profile, experts)
+    scores = None if trace.scores is None else trace.scores.tolist()
+    policy = policy_cls(EvictionContext(L, E, sched, experts, scores), **dict(eviction_params or {}))
     strat = factory(L, E, trace.top_k, sched, **params)
-    belady = eviction == "belady"
     cap = -1 if max_prefetch_loads is None else int(max_prefetch_loads)
-    t_load = load_ns(mprof, hprof)
+    times = LayerDurations(mprof, hprof, layout.byte_size)
+    pins = layout.pinned
 
     resident: dict[int, int] = {}  # key -> ready_at
-    recency: dict[int, int] = {}
     tick = 0
     now = 0
     link_free = 0
     events: list = []
     wanted_lists = []
+    for k in layout.pinned_list:  # resident and settled at time 0, never loaded
+        resident[k] = 0
+        events.append((PIN, k, layout.nbytes(k)))
+
+    def room_needed(k):
+        q = layout.partition(k)
+        return layout.used(resident, q) + layout.size(k) > layout.budgets[q]
+
+    def candidates(k, exclude, g, settled):
+        """Keys of ``k``'s partition a load may evict: not pinned, not excluded, and settled at
+        ``g`` (``settled``) or in flight (not ``settled``)."""
+        q = layout.partition(k)
+        return [
+            x for x in resident
+            if layout.partition(x) == q and x not in pins and x not in exclude and (resident[x] <= g) == settled
+        ]
 
     def choose(cands, s, l):
-        if belady:
-            return max(cands, key=lambda k: (sched.next_use(k, s, l), -k))
-        return min(cands, key=lambda k: recency[k])
+        return min(cands, key=lambda x: policy.order(x, s, l, tick))
 
     def evict(k, s, l):
         del resident[k]
+        policy.on_evict(k)
         events.append((EVICT, s, l, k))
 
     def load(k, g, kind, s, l):
         nonlocal link_free
         start = max(g, link_free)
-        resident[k] = start + t_load
+        resident[k] = start + times.load(layout.layer(k))
         link_free = resident[k]
-        events.append((LOAD, s, l, k, kind, start, resident[k]))
+        events.append((LOAD, s, l, k, kind, start, resident[k], layout.nbytes(k)))
+        policy.on_load(k, kind, tick)
 
     for s in range(sched.num_steps):
         active = len(sched.steps[s])
@@ -193,20 +212,21 @@ def replay_reference(
             g = now
             R, n = sched.R(s, l)
             keys = sched.keys(s, l)
+            policy.on_position(s, l)
             # 2. demand
             for key in keys:
                 tick += 1
                 if key in resident:
                     events.append((ACCESS, s, l, key, 0 if resident[key] <= g else 1))
-                else:
-                    events.append((ACCESS, s, l, key, 2))
-                    if len(resident) >= C:
-                        cands = [k for k in resident if k not in keys and resident[k] <= g]
-                        if not cands:
-                            cands = [k for k in resident if k not in keys]
-                        evict(choose(cands, s, l), s, l)
-                    load(key, g, "demand", s, l)
-                recency[key] = tick
+                    if key not in pins:
+                        policy.on_access(key, tick)
+                    continue
+                events.append((ACCESS, s, l, key, 2))
+                while room_needed(key):
+                    cands = candidates(key, keys, g, True) or candidates(key, keys, g, False)
+                    assert cands, "the working-set check lets every demand load fit"
+                    evict(choose(cands, s, l), s, l)
+                load(key, g, "demand", s, l)
             # 3. prefetch
             wanted = [int(k) for k in strat.observe(s, l, list(R), list(n))]
             wanted_lists.append(wanted)
@@ -218,38 +238,47 @@ def replay_reference(
                     continue
                 if cap >= 0 and loads >= cap:
                     break
-                if len(resident) >= C:
-                    cands = [k for k in resident if k not in keys and k not in processed and resident[k] <= g]
+                stop = skip = False
+                while room_needed(key):
+                    cands = candidates(key, set(keys) | set(processed), g, True)
                     if not cands:
+                        stop = True
                         break
                     victim = choose(cands, s, l)
-                    if belady and sched.next_use(victim, s, l) < sched.next_use(key, s, l):
-                        processed.append(key)
-                        continue
+                    if policy_name == "belady" and sched.next_use(victim, s, l) < sched.next_use(key, s, l):
+                        skip = True
+                        break
                     evict(victim, s, l)
-                load(key, g, "prefetch", s, l)
-                loads += 1
+                if stop:
+                    break
+                if not skip:
+                    load(key, g, "prefetch", s, l)
+                    loads += 1
                 processed.append(key)
             for key in reversed(processed):
                 tick += 1
-                if key in resident:
-                    recency[key] = tick
+                if key in resident and key not in pins:
+                    policy.on_refresh(key, tick)
             # 4. compute
             start = max([g] + [resident[k] for k in keys])
             end = start + dense_ns(mprof, hprof, active)
             for c in n:
-                end += expert_ns(mprof, hprof, c)
+                end += times.expert(l, c)
             events.append((COMPUTE, s, l, g, start, end))
             now = end
             # 5. occupancy
             events.append((OCCUPANCY, s, l, len(resident)))
+        policy.after_step(s)
 
-    metrics, step_time, step_stall = metrics_from_events(events, sched.num_steps, trace.num_tokens, mprof.expert_bytes)
+    metrics, step_time, step_stall = metrics_from_events(events, sched.num_steps, trace.num_tokens)
     config = {
         "strategy": name, "params": dict(params), "model": mprof.name, "hardware": hprof.name,
-        "eviction": eviction, "batch_size": B, "cache_slots": C, "cache_request": request,
-        "max_prefetch_loads": cap, "implementation": "reference", "trace": trace.fingerprint(),
-        "fastsim_version": __version__,
+        "eviction": policy_name, "eviction_params": dict(policy.params), "batch_size": B,
+        "cache_slots": layout.capacity, "cache_request": layout.request, "cache_unit": layout.unit,
+        "cache_partition": cache_partition if isinstance(cache_partition, str) else list(cache_partition),
+        "partition_budgets": list(layout.budgets), "pinned": list(layout.pinned_list),
+        "pin_profile": float(pin_profile), "max_prefetch_loads": cap, "implementation": "reference",
+        "trace": trace.fingerprint(), "fastsim_version": __version__,
     }
     result = ReferenceResult(metrics=metrics, config=config, events=events)
     if per_step:
@@ -261,9 +290,9 @@ def replay_reference(
     return result
 
 
-def metrics_from_events(events, steps: int, tokens: int, expert_bytes: int):
+def metrics_from_events(events, steps: int, tokens: int):
     """Every SPEC section 3 metric counted from the event record, plus per-step time and stall
-    (integer nanoseconds)."""
+    (integer nanoseconds). Residency is replayed from the PIN, LOAD and EVICT events."""
     outcomes = [e[4] for e in events if e[0] == ACCESS]
     demand_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "demand")
     prefetch_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "prefetch")
@@ -289,11 +318,24 @@ def metrics_from_events(events, steps: int, tokens: int, expert_bytes: int):
             step_stall[s] += start - g
             step_time[s] += end - g
             total = end
-    samples = [e[3] for e in events if e[0] == OCCUPANCY]
+    # occupancy: keys and bytes resident at each sample, pinned keys from the start
+    held: dict[int, int] = {}  # key -> bytes
+    samples: list[int] = []
+    byte_samples: list[int] = []
+    for e in events:
+        if e[0] == PIN:
+            held[e[1]] = e[2]
+        elif e[0] == LOAD:
+            held[e[3]] = e[7]
+        elif e[0] == EVICT:
+            del held[e[3]]
+        elif e[0] == OCCUPANCY:
+            assert len(held) == e[3], "the record's occupancy matches its loads and evictions"
+            samples.append(len(held))
+            byte_samples.append(sum(held.values()))
     accesses = len(outcomes)
     hits = outcomes.count(0)
     total_s = total / 1e9
-    peak = max(samples, default=0)
     metrics = {
         "accesses": accesses,
         "hits": hits,
@@ -304,14 +346,14 @@ def metrics_from_events(events, steps: int, tokens: int, expert_bytes: int):
         "prefetch_loads": prefetch_loads,
         "prefetch_useful": useful,
         "prefetch_wasted": wasted,
-        "h2d_bytes": (demand_loads + prefetch_loads) * expert_bytes,
+        "h2d_bytes": sum(e[7] for e in events if e[0] == LOAD),
         "stall_s": sum(step_stall) / 1e9,
         "total_time_s": total_s,
         "tokens": tokens,
         "steps": steps,
         "tokens_per_s": tokens / total_s if total_s > 0 else 0.0,
         "mean_resident": sum(samples) / len(samples) if samples else 0.0,
-        "peak_resident": peak,
-        "peak_cache_bytes": peak * expert_bytes,
+        "peak_resident": max(samples, default=0),
+        "peak_cache_bytes": max(byte_samples, default=0),
     }
     return metrics, step_time, step_stall

@@ -44,3 +44,25 @@ def test_dask_client_and_resume(tmp_path, cluster):
         again = run_sweep(SPEC, backend="dask", scheduler=client, out=tmp_path / "o", resume=True)
     assert again.tasks == [] and again.skipped == first.table.num_rows
     assert again.table.drop(["wall_s"]).equals(first.table.drop(["wall_s"]))
+
+
+ORG_SPEC = {
+    "runs": 1,
+    "batch_sizes": [1, 2],
+    "caches": [30],
+    "evictions": ["lru", "belady", {"name": "activation-aware", "smoothing": 2.0}],
+    "cache_partitions": ["global", "per-layer"],
+    "pinned": [0, 4, [2, 140]],
+    "traces": [{"name": "g", "model": "switch-base-128-decoder", "tokens": 300, "sequences": 3}],
+    "strategies": {"on-demand": {}, "top-k": {"k": [2]}},
+}
+
+
+def test_dask_cache_organisation_equals_loky(tmp_path, cluster):
+    """Pin counts travel to dask workers as the keys the parent chose; schedules carry what
+    the policies read."""
+    loky = run_sweep(ORG_SPEC, n_jobs=1, out=tmp_path / "loky")
+    dask = run_sweep(ORG_SPEC, n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, out=tmp_path / "dask", chunk_size=7)
+    assert not loky.failures and not dask.failures
+    assert dask.table.drop(["wall_s"]).equals(loky.table.drop(["wall_s"]))
+    assert dask.worker_compilations == 0

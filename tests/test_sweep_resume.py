@@ -76,3 +76,54 @@ def test_resume_after_sigkill(tmp_path):
     again = run_sweep(spec, n_jobs=1, out=out, resume=True)
     assert again.tasks == [] and again.skipped == final.num_rows
     assert again.table.drop(["wall_s"]).equals(final.drop(["wall_s"]))
+
+
+# the SPEC section 6 axes: evictions with parameters, partitions, pin counts and pin lists
+ORG_SPEC = """\
+runs = 2
+caches = [24]
+evictions = ["lru", {name = "activation-aware", smoothing = [0.5, 2.0]}]
+cache_partitions = ["global", "per-layer"]
+pinned = [0, 3, [1, 130]]
+pin_profiles = [1.0, 0.5]
+
+[[traces]]
+name = "g"
+model = "switch-base-128-decoder"
+tokens = 300
+sequences = 3
+
+[strategies.on-demand]
+
+[strategies.top-k]
+k = [2]
+"""
+
+
+def test_resume_with_cache_organisation_axes(tmp_path):
+    spec = tmp_path / "org.toml"
+    spec.write_text(ORG_SPEC)
+    fresh = run_sweep(spec, n_jobs=1, out=tmp_path / "fresh", chunk_size=4)
+    # 3 evictions x 2 partitions x 4 pin requests x 2 strategies, + 1 baseline, x 2 runs
+    assert fresh.table.num_rows == (3 * 2 * 4 * 2 + 1) * 2
+    assert not fresh.failures
+    assert len(set(fresh.table["pin_request"].to_pylist())) == 4
+
+    # an interrupted run: the same shards, some of them lost
+    import shutil
+
+    out = tmp_path / "cut"
+    shutil.copytree(tmp_path / "fresh", out)
+    (out / "results.parquet").unlink()
+    shards = sorted((out / "shards").glob("shard-*.parquet"))
+    lost = shards[::2]
+    lost_rows = sum(pq.read_metadata(p).num_rows for p in lost)
+    for p in lost:
+        p.unlink()
+    resumed = run_sweep(spec, n_jobs=1, out=out, resume=True, chunk_size=4)
+    assert resumed.skipped == fresh.table.num_rows - lost_rows
+    assert sum(len(t.rows) for t in resumed.tasks) == lost_rows
+    assert resumed.table.drop(["wall_s"]).equals(fresh.table.drop(["wall_s"]))
+
+    again = run_sweep(spec, n_jobs=1, out=out, resume=True)
+    assert again.tasks == [] and again.skipped == fresh.table.num_rows

@@ -25,7 +25,7 @@ ORACLE_GENERAL = np.dtype([("clock", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u
 
 NEVER = np.iinfo(np.int64).max
 
-POLICIES = ("lru", "belady")
+POLICIES = ("lru", "belady", "fifo", "lfu")
 
 
 def require():
@@ -110,7 +110,7 @@ def make_cache(policy: str, slots: int, num_keys: int | None = None):
     lcs = require()
     if policy not in POLICIES:
         raise ConfigError(f"unknown libCacheSim policy {policy!r}: expected one of {', '.join(POLICIES)}")
-    cls = lcs.LRU if policy == "lru" else lcs.Belady
+    cls = {"lru": lcs.LRU, "belady": lcs.Belady, "fifo": lcs.FIFO, "lfu": lcs.LFU}[policy]
     if num_keys is None:
         return cls(int(slots))
     return cls(int(slots), hashpower=hashpower_for(num_keys))

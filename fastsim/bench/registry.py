@@ -17,7 +17,9 @@ from ..errors import ConfigError
 __all__ = ["BenchCase", "CASE_MODULES", "register_case", "get_cases", "resolve_names"]
 
 #: Modules under ``fastsim.bench`` that register cases, in the order the table lists them.
-CASE_MODULES = ("replay_cases", "parquet_case", "memory", "compile_case", "strategy_cases", "sweep_case")
+CASE_MODULES = (
+    "replay_cases", "parquet_case", "memory", "compile_case", "strategy_cases", "sweep_case", "eviction_cases",
+)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class EvictionDef:
         if unknown:
             names = ", ".join(known) or "none"
             raise ConfigError(f"eviction {self.name!r} has no parameter {unknown[0]!r} (it takes: {names})")
-        values = [p.check(given.get(p.name, p.default), f"eviction {self.name}") for p in self.params]
+        values = [p.check(given.get(p.name, p.default), self.name, kind="eviction") for p in self.params]
         return np.asarray(values if values else [0.0], dtype=np.float64)
 
 
@@ -99,9 +99,11 @@ def get_eviction(name) -> EvictionDef:
 
 
 def list_evictions() -> list[str]:
-    for module in BUILTIN_MODULES:
-        get_eviction(module.replace("_", "-"))
-    return list(_REGISTRY)
+    """The built-in policies in :data:`BUILTIN_MODULES` order, then the users', as registered."""
+    builtins = [module.replace("_", "-") for module in BUILTIN_MODULES]
+    for name in builtins:
+        get_eviction(name)
+    return builtins + [name for name in _REGISTRY if name not in builtins]
 
 
 def register_eviction(

@@ -101,28 +101,24 @@ def heap_init(part_off, num_keys):
 
 @njit(nogil=True, inline="always")
 def heap_insert(heap, hpos, size, part_off, prio, key, part):
-    view = heap[part_off[part]:part_off[part + 1]]
-    size[part] = heap_push(view, hpos, prio, key, size[part])
+    size[part] = heap_push(heap, hpos, prio, key, size[part], part_off[part])
 
 
 @njit(nogil=True, inline="always")
 def heap_delete(heap, hpos, size, part_off, prio, key, part):
-    view = heap[part_off[part]:part_off[part + 1]]
-    size[part] = heap_remove(view, hpos, prio, key, size[part])
+    size[part] = heap_remove(heap, hpos, prio, key, size[part], part_off[part])
 
 
 @njit(nogil=True, inline="always")
 def heap_raised(heap, hpos, part_off, prio, key, part):
     """``prio[key]`` grew: the key moves towards the top (evicted sooner)."""
-    view = heap[part_off[part]:part_off[part + 1]]
-    heap_up(view, hpos, prio, hpos[key])
+    heap_up(heap, hpos, prio, hpos[key], part_off[part])
 
 
 @njit(nogil=True, inline="always")
 def heap_lowered(heap, hpos, size, part_off, prio, key, part):
     """``prio[key]`` shrank: the key sinks (evicted later)."""
-    view = heap[part_off[part]:part_off[part + 1]]
-    heap_down(view, hpos, prio, hpos[key], size[part])
+    heap_down(heap, hpos, prio, hpos[key], size[part], part_off[part])
 
 
 @njit(nogil=True)
@@ -130,13 +126,13 @@ def heap_victim(heap, hpos, size, spill, part_off, prio, part, ctx, allow_in_fli
     """The first key in heap order that :func:`eligibility` allows (settled; else, with
     ``allow_in_flight``, the first in flight), or -1. Ineligible tops are popped, then pushed back,
     so the heap is unchanged."""
-    view = heap[part_off[part]:part_off[part + 1]]
+    off = part_off[part]
     n = size[part]
     n_spill = 0
     victim = -1
     fallback = -1
     while n > 0:
-        top = view[0]
+        top = heap[off]
         e = eligibility(top, ctx)
         if e == SETTLED:
             victim = top
@@ -145,9 +141,9 @@ def heap_victim(heap, hpos, size, spill, part_off, prio, part, ctx, allow_in_fli
             fallback = top
         spill[n_spill] = top
         n_spill += 1
-        n = heap_remove(view, hpos, prio, top, n)
+        n = heap_remove(heap, hpos, prio, top, n, off)
     for i in range(n_spill):
-        n = heap_push(view, hpos, prio, spill[i], n)
+        n = heap_push(heap, hpos, prio, spill[i], n, off)
     size[part] = n
     return victim if victim >= 0 else fallback
 

@@ -26,16 +26,19 @@ def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
 
 @kernel(inline="always")
 def on_load(state, key, part, tick, demand):
-    heap, hpos, size, spill, part_off, key_next, member, part_of_layer, num_experts = state
-    heap_insert(heap, hpos, size, part_off, key_next, key, part)
-    member[key] = 1
+    heap_insert(state[0], state[1], state[2], state[4], state[5], key, part)
+    state[6][key] = 1
 
 
 @kernel(inline="always")
 def after_position(state, sched, p, l, lo, hi):
-    heap, hpos, size, spill, part_off, key_next, member, part_of_layer, num_experts = state
-    base = l * num_experts
-    part = part_of_layer[l]
+    heap = state[0]
+    hpos = state[1]
+    part_off = state[4]
+    key_next = state[5]
+    member = state[6]
+    base = l * state[8]
+    part = state[7][l]
     for j in range(lo, hi):
         key = base + sched.r_experts[j]
         # a demand moves the key's next use later: it can only rise in the heap
@@ -46,15 +49,13 @@ def after_position(state, sched, p, l, lo, hi):
 
 @kernel(inline="always")
 def victim(state, part, ctx, allow_in_flight, tick):
-    heap, hpos, size, spill, part_off, key_next, member, part_of_layer, num_experts = state
-    return heap_victim(heap, hpos, size, spill, part_off, key_next, part, ctx, allow_in_flight)
+    return heap_victim(state[0], state[1], state[2], state[3], state[4], state[5], part, ctx, allow_in_flight)
 
 
 @kernel(inline="always")
 def on_evict(state, key, part):
-    heap, hpos, size, spill, part_off, key_next, member, part_of_layer, num_experts = state
-    heap_delete(heap, hpos, size, part_off, key_next, key, part)
-    member[key] = 0
+    heap_delete(state[0], state[1], state[2], state[4], state[5], key, part)
+    state[6][key] = 0
 
 
 @kernel(inline="always")

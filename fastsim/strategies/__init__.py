@@ -55,8 +55,8 @@ class Param:
         hi = "inf" if self.high is None else repr(self.high)
         return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
 
-    def check(self, value: Any, strategy: str) -> float:
-        where = f"strategy {strategy!r} parameter {self.name!r}"
+    def check(self, value: Any, strategy: str, kind: str = "strategy") -> float:
+        where = f"{kind} {strategy!r} parameter {self.name!r}"
         if self.kind == "bool":
             if isinstance(value, (bool, np.bool_)) or value in (0, 1):
                 return float(bool(value))

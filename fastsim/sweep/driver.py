@@ -5,7 +5,8 @@ Flow of :func:`run_sweep`:
 1. validate the spec (:mod:`fastsim.sweep.spec`) and expand it (:mod:`fastsim.sweep.grid`);
 2. per trace and run: generate or read the trace, hash every row, and for the rows not done yet
    build each ``(trace, batch size)`` schedule once and save it for workers to map read-only;
-3. warm every strategy's entry point for read-only schedules in the parent, so no worker compiles;
+3. warm the entry point of every (strategy, eviction) pair the tasks run, for read-only
+   schedules, in the parent, so no worker compiles;
 4. run tasks (many configurations each) in-process, on loky workers or on a dask cluster; write
    each finished task's rows as a shard;
 5. rebuild the whole table from the expansion and the shards and write ``results.parquet``.
@@ -22,7 +23,6 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +30,16 @@ import pyarrow as pa
 
 from .._version import __version__
 from ..errors import ConfigError, FastsimError, SpecError
-from ..profiles import hardware_profile, model_profile
-from ..timeline.schedule import build_schedule
-from .grid import Config, baseline_config, expand, make_config, row_hash
+from ..eviction import get_eviction
+from ..profiles import model_profile
+from ..timeline.layout import pinned_by_count
+from ..timeline.schedule import build_schedule, with_requests, with_scores
+from .axes import GLOBAL
+from .configs import config_from_mapping
+from .grid import Config, baseline_config, expand, row_hash
 from .results import build_table, read_shards, write_shard, write_table
-from .schedules import save_schedule, schedule_dir_name
-from .spec import Baseline, Spec, generate_with, load_spec, parse_cache
+from .schedules import is_saved, save_schedule, schedule_dir_name
+from .spec import Baseline, Spec, generate_with, load_spec
 from .worker import RowResult, TaskResult, TaskSpec, TraceMeta, run_task, warm
 
 __all__ = ["Row", "GridRun", "run_sweep", "sweep", "run_grid", "replay_many", "BACKENDS"]
@@ -55,6 +59,7 @@ class Row:
     meta: TraceMeta
     hash: str
     baseline_hash: str | None = None
+    pinned: int = 0  # keys its pin request pins on this run's trace
 
 
 @dataclass
@@ -110,21 +115,80 @@ class _Group:
     next_use: bool
     sched_path: str
     rows: list
+    pins: dict = field(default_factory=dict)
 
 
-def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Path) -> list[_Group]:
-    """Build and save each batch size's schedule once; group the pending rows by it."""
+def _pins_for(trace, configs) -> dict:
+    """``{(count, pin_profile): keys}`` for every pin count among ``configs``, chosen on ``trace``
+    (workers see no routing; they get the keys)."""
+    wanted = {(c.pinned, c.pin_profile) for c in configs if isinstance(c.pinned, int)}
+    return {w: pinned_by_count(trace, w[0], w[1]) for w in sorted(wanted)}
+
+
+def _pinned_count(cfg: Config, pins: dict) -> int:
+    if cfg.pinned is None:
+        return 0
+    if isinstance(cfg.pinned, int):
+        return len(pins[(cfg.pinned, cfg.pin_profile)])
+    return len(cfg.pinned)
+
+
+def _scores_digest(trace) -> str | None:
+    """A digest of the trace's router scores (``Trace.fingerprint`` covers the routing only)."""
+    scores = getattr(trace, "scores", None)
+    if scores is None:
+        return None
+    return hashlib.blake2b(scores.tobytes(), digest_size=8).hexdigest()
+
+
+def _check_scores(trace, configs, fail) -> None:
+    """A policy that reads router scores needs a trace that has them: ``fail(message)`` raises."""
+    if getattr(trace, "scores", None) is not None:
+        return
+    for c in configs:
+        if get_eviction(c.eviction).needs_scores:
+            raise fail(
+                f"eviction {c.eviction!r} reads router scores, and this trace has none (record them at "
+                "capture or import, or choose another eviction)"
+            )
+
+
+def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Path, pins: dict) -> list[_Group]:
+    """Build and save each batch size's schedule once, with the arrays its rows' policies read;
+    group the pending rows by it."""
     by_batch: dict[int, list[Row]] = {}
     for row in pending:
         by_batch.setdefault(row.config.batch_size, []).append(row)
     groups = []
     for batch, rows in by_batch.items():
-        next_use = any(r.config.eviction == "belady" for r in rows)
-        folder = sched_root / schedule_dir_name(meta.fingerprint, batch, next_use)
-        if not (folder / "schedule.json").is_file():
-            save_schedule(build_schedule(trace, batch, next_use=next_use), folder)
-        groups.append(_Group(meta, batch, next_use, str(folder), rows))
+        policies = [get_eviction(r.config.eviction) for r in rows]
+        next_use = any(p.needs_next_use for p in policies)
+        scores = any(p.needs_scores for p in policies) and getattr(trace, "scores", None) is not None
+        requests = any(p.needs_requests for p in policies)
+        folder = sched_root / schedule_dir_name(
+            meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests
+        )
+        if not is_saved(folder):
+            sched = build_schedule(trace, batch, next_use=next_use)
+            if scores:
+                sched = with_scores(sched, trace, batch)
+            if requests:
+                sched = with_requests(sched, trace, batch)
+            save_schedule(sched, folder)
+        mine = {k: v for k, v in pins.items() if any(r.config.pinned == k[0] and r.config.pin_profile == k[1] for r in rows)}
+        groups.append(_Group(meta, batch, next_use, str(folder), rows, mine))
     return groups
+
+
+def _warm_keys(rows) -> list[tuple]:
+    """``(strategy, eviction, simple)`` of every row: ``simple`` when its cache is SPEC section 3's
+    (one global partition of slots, nothing pinned), which on-demand replays on its own path."""
+    keys = {}
+    for r in rows:
+        c = r.config
+        simple = c.cache_partition == GLOBAL and r.pinned == 0 and (c.model.uniform_sizes or c.cache.kind != "bytes")
+        keys[(c.strategy, c.eviction, simple)] = None
+    return list(keys)
 
 
 def _tasks(groups: list[_Group], workers: int, chunk_size: int | None, imports: tuple) -> list[TaskSpec]:
@@ -136,10 +200,12 @@ def _tasks(groups: list[_Group], workers: int, chunk_size: int | None, imports: 
         for lo in range(0, len(g.rows), chunk_size):
             part = g.rows[lo : lo + chunk_size]
             key = hashlib.blake2b("".join(r.hash for r in part).encode(), digest_size=10).hexdigest()
+            used = {(r.config.pinned, r.config.pin_profile) for r in part}
             tasks.append(
                 TaskSpec(
                     key=key, meta=g.meta, batch_size=g.batch_size, next_use=g.next_use,
                     items=[(r.hash, r.config) for r in part], imports=imports, sched_path=g.sched_path,
+                    pins={k: v for k, v in g.pins.items() if k in used},
                 )
             )
     return tasks
@@ -282,6 +348,9 @@ def run_sweep(
     # models need the file traces' metadata; read each file once and keep it for its runs
     files = {t.name: _load_file_trace(spec, t) for t in spec.traces if not t.generated}
     models_for = {t.name: _models_for(spec, t, files.get(t.name)) for t in spec.traces}
+    for t in spec.traces:
+        for m in models_for[t.name]:
+            spec.check_shape(m.num_layers, m.num_experts, f"model {m.name!r} of trace {t.name!r}")
     configs, baseline_of = expand(spec, models_for)
     by_trace: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
@@ -299,15 +368,20 @@ def run_sweep(
                 except FastsimError as exc:
                     raise spec.error(t.path, str(exc)) from None
             meta = _meta(trace, t.name, run, seed)
-            hashes = {i: row_hash(configs[i], meta.fingerprint, run, seed) for i in by_trace.get(t.name, [])}
+            ids = by_trace.get(t.name, [])
+            _check_scores(trace, [configs[i] for i in ids], lambda message: spec.error(t.path, message))
+            pins = _pins_for(trace, [configs[i] for i in ids])
+            digest = _scores_digest(trace)
+            hashes = {i: row_hash(configs[i], meta.fingerprint, run, seed, digest) for i in ids}
             mine = [
-                Row(i, run, seed, configs[i], meta, hashes[i], hashes.get(baseline_of[i]) if baseline_of[i] is not None else None)
-                for i in by_trace.get(t.name, [])
+                Row(i, run, seed, configs[i], meta, hashes[i], hashes.get(baseline_of[i]) if baseline_of[i] is not None else None,
+                    _pinned_count(configs[i], pins))
+                for i in ids
             ]
             rows.extend(mine)
             pending = [r for r in mine if r.hash not in done]
             if pending:
-                groups.extend(_schedule_groups(trace, meta, pending, sched_root))
+                groups.extend(_schedule_groups(trace, meta, pending, sched_root, pins))
             del trace
         files.pop(t.name, None)
 
@@ -315,7 +389,7 @@ def run_sweep(
     task_results: list[TaskResult] = []
     results = dict(done)
     if tasks:
-        warm(cfg.strategy for g in groups for cfg in (r.config for r in g.rows))
+        warm(_warm_keys(r for g in groups for r in g.rows))
         task_results = _run_tasks(tasks, jobs, backend, scheduler, progress, shard_dir, results)
     rows.sort(key=lambda r: (r.config_id, r.run))
     table = build_table(rows, results, spec.spec_hash)
@@ -369,54 +443,7 @@ def sweep(spec, n_jobs: int = 1, *, backend: str = "loky", scheduler=None, out=N
 
 
 # ---------------------------------------------------------------------------------------------
-# grids from Python
-
-_CONFIG_KEYS = {"strategy", "model", "hardware", "cache_slots", "cache_bytes", "eviction", "batch_size", "max_prefetch_loads", "params"}
-
-
-def _config_from_mapping(trace, i: int, given, trace_name: str) -> Config:
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"configs[{i}]: expected a mapping of replay arguments, got {type(given).__name__}")
-    params = {k: v for k, v in given.items() if k not in _CONFIG_KEYS}
-    params.update(given.get("params") or {})
-    strategy = given.get("strategy", "on-demand")
-    try:
-        model = model_profile(given["model"] if given.get("model") is not None else trace.model)
-        hardware = hardware_profile(given.get("hardware", "rtx3090"))
-    except FastsimError as exc:
-        raise ConfigError(f"configs[{i}]: {exc}") from None
-    except TypeError:
-        raise ConfigError(f"configs[{i}]: the trace names no model profile: give model=NAME") from None
-    slots, nbytes = given.get("cache_slots"), given.get("cache_bytes")
-    if slots is not None and nbytes is not None:
-        raise ConfigError(f"configs[{i}]: give one of cache_slots and cache_bytes, not both")
-    try:
-        if nbytes is not None:
-            if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-                raise ValueError(f"cache_bytes must be an integer >= 0, got {nbytes!r}")
-            cache = parse_cache(f"{nbytes}B")
-        elif slots is not None:
-            cache = parse_cache(slots)
-        elif strategy == "on-demand":
-            cache = parse_cache("working-set")
-        else:
-            raise ValueError("give cache_slots (a number or 'working-set') or cache_bytes")
-    except ValueError as exc:
-        raise ConfigError(f"configs[{i}]: {exc}") from None
-    eviction = given.get("eviction", "lru")
-    if eviction not in ("lru", "belady"):
-        raise ConfigError(f"configs[{i}]: unknown eviction {eviction!r}: expected lru or belady")
-    batch = given.get("batch_size", 1)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"configs[{i}]: batch_size must be an integer >= 1, got {batch!r}")
-    cap = given.get("max_prefetch_loads")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
-        raise ConfigError(f"configs[{i}]: max_prefetch_loads must be an integer >= 0 or None, got {cap!r}")
-    try:
-        return make_config(trace_name, model, hardware, batch, strategy, params, cache, eviction, cap)
-    except FastsimError as exc:
-        raise ConfigError(f"configs[{i}]: {exc}") from None
-
+# grids from Python (configurations read by fastsim.sweep.configs)
 
 def run_grid(
     trace,
@@ -437,8 +464,9 @@ def run_grid(
     trace : Trace or path
     configs : sequence of mappings
         Keyword arguments of :func:`fastsim.replay` each (``strategy``, ``model``, ``hardware``,
-        ``cache_slots`` or ``cache_bytes``, ``eviction``, ``batch_size``, ``max_prefetch_loads``,
-        and the strategy's parameters, flat or under ``params``).
+        ``cache_slots`` or ``cache_bytes``, ``eviction``, ``eviction_params``, ``cache_partition``,
+        ``pinned``, ``pin_profile``, ``batch_size``, ``max_prefetch_loads``, and the strategy's
+        parameters, flat or under ``params``).
     n_jobs, backend, scheduler, progress, chunk_size
         As for :func:`sweep`.
     baseline : bool
@@ -457,7 +485,9 @@ def run_grid(
     jobs = _jobs(n_jobs)
     if not isinstance(trace, Trace):
         trace = read_trace(trace)
-    cfgs = [_config_from_mapping(trace, i, c, trace_name) for i, c in enumerate(configs)]
+    cfgs = [config_from_mapping(trace, i, c, trace_name) for i, c in enumerate(configs)]
+    for i, c in enumerate(cfgs):
+        _check_scores(trace, [c], lambda message: ConfigError(f"configs[{i}]: {message}"))
     base_cfgs: list[Config | None] = [None] * len(cfgs)
     if baseline:
         known = {c: i for i, c in enumerate(cfgs)}
@@ -472,17 +502,19 @@ def run_grid(
             if base_cfgs[i] is None:
                 base_cfgs[i] = baseline_config(cfgs[i], Baseline())
     meta = _meta(trace, trace_name, 0, None)
+    pins = _pins_for(trace, cfgs)
+    digest = _scores_digest(trace)
     rows = []
     for i, c in enumerate(cfgs):
-        h = row_hash(c, meta.fingerprint, 0, None)
-        bh = row_hash(base_cfgs[i], meta.fingerprint, 0, None) if base_cfgs[i] is not None else None
-        rows.append(Row(i, 0, None, c, meta, h, bh))
+        h = row_hash(c, meta.fingerprint, 0, None, digest)
+        bh = row_hash(base_cfgs[i], meta.fingerprint, 0, None, digest) if base_cfgs[i] is not None else None
+        rows.append(Row(i, 0, None, c, meta, h, bh, _pinned_count(c, pins)))
     unique = list({r.hash: r for r in rows}.values())
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="fastsim-grid-") as tmp:
-        groups = _schedule_groups(trace, meta, unique, Path(tmp))
+        groups = _schedule_groups(trace, meta, unique, Path(tmp), pins)
         tasks = _tasks(groups, jobs, chunk_size, ())
-        warm(c.strategy for c in cfgs)
+        warm(_warm_keys(unique))
         task_results = _run_tasks(tasks, jobs, backend, scheduler, progress, None, results)
     table = build_table(rows, results, None)
     failures = [(r, results[r.hash]["error"]) for r in rows if results[r.hash]["error"]]

@@ -8,14 +8,17 @@ replay give one configuration.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
+from ..eviction import get_eviction
 from ..profiles import HardwareProfile, ModelProfile
 from ..strategies import get_strategy
-from .spec import Baseline, CacheRequest, Spec
+from .axes import GLOBAL, CacheRequest, EvictionChoice, eviction_choice, partition_label, pin_request_label
+from .spec import Baseline, Spec
 
 __all__ = ["Config", "make_config", "expand", "profile_pairs", "row_hash"]
 
@@ -33,13 +36,30 @@ class Config:
     cache: CacheRequest
     eviction: str
     max_prefetch_loads: int | None = None
+    eviction_params: tuple = ()  # ((name, float value), ...) in the policy's Param order, defaults filled in
+    cache_partition: Any = GLOBAL  # "global", "per-layer" or a tuple of per-layer sizes
+    pinned: Any = None  # None, a count > 0 or a sorted tuple of keys
+    pin_profile: float = 1.0  # 1.0 unless ``pinned`` is a count
 
     def param_dict(self) -> dict[str, float]:
         return dict(self.params)
 
-    def replay_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`fastsim.replay.resolve_config` (``trace`` aside)."""
-        return {
+    @property
+    def default_organisation(self) -> bool:
+        """SPEC section 3's cache: one global partition, no pins, a policy without parameters."""
+        return not self.eviction_params and self.cache_partition == GLOBAL and self.pinned is None
+
+    @property
+    def pin_request(self) -> str:
+        return pin_request_label(self.pinned, self.pin_profile)
+
+    def replay_kwargs(self, pins: dict | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`fastsim.replay.resolve_config` (``trace`` aside).
+
+        ``pins`` maps ``(count, pin_profile)`` to the keys that count chose on the trace: a
+        worker sees no routing, so a count travels as the keys the parent chose with it.
+        """
+        kwargs = {
             "strategy": self.strategy,
             "model": self.model,
             "hardware": self.hardware,
@@ -49,6 +69,23 @@ class Config:
             "params": self.param_dict(),
             **self.cache.replay_kwargs(),
         }
+        if not self.default_organisation:
+            pinned = self.pinned
+            if isinstance(pinned, int) and pins is not None:
+                pinned = list(pins[(pinned, self.pin_profile)])
+            elif isinstance(pinned, tuple):
+                pinned = list(pinned)
+            partition = self.cache_partition
+            kwargs.update(
+                eviction_params=self.eviction_param_dict(),
+                cache_partition=list(partition) if isinstance(partition, tuple) else partition,
+                pinned=pinned,
+                pin_profile=self.pin_profile,
+            )
+        return kwargs
+
+    def eviction_param_dict(self) -> dict[str, float]:
+        return dict(self.eviction_params)
 
     def label(self) -> str:
         """A short human description for messages."""
@@ -57,15 +94,23 @@ class Config:
         parts = [self.strategy + (f"({', '.join(changed)})" if changed else "")]
         parts += [
             f"trace {self.trace}", self.model.name, self.hardware.name, f"batch {self.batch_size}",
-            f"cache {self.cache.label}", self.eviction,
+            f"cache {self.cache.label}", EvictionChoice(self.eviction, self.eviction_params).label,
         ]
+        if self.cache_partition != GLOBAL:
+            parts.append(f"partition {partition_label(self.cache_partition)}")
+        if self.pinned is not None:
+            parts.append(f"pinned {self.pin_request}")
         if self.max_prefetch_loads is not None:
             parts.append(f"max {self.max_prefetch_loads} loads")
         return ", ".join(parts)
 
     def identity(self) -> dict[str, Any]:
-        """Every value that determines this configuration's results, JSON-able."""
-        return {
+        """Every value that determines this configuration's results, JSON-able.
+
+        The cache organisation (SPEC section 6) adds keys only where it differs from SPEC
+        section 3's, so a configuration without it hashes as it always has.
+        """
+        ident = {
             "trace": self.trace,
             "model": self.model.as_dict(),
             "hardware": self.hardware.as_dict(),
@@ -76,32 +121,63 @@ class Config:
             "eviction": self.eviction,
             "max_prefetch_loads": self.max_prefetch_loads,
         }
+        if self.eviction_params:
+            ident["eviction_params"] = self.eviction_param_dict()
+        if self.cache_partition != GLOBAL:
+            ident["cache_partition"] = partition_label(self.cache_partition)
+        if self.pinned is not None:
+            ident["pinned"] = self.pinned if isinstance(self.pinned, int) else list(self.pinned)
+            if isinstance(self.pinned, int):
+                ident["pin_profile"] = self.pin_profile
+        return ident
 
 
 def _num(v: float):
     return int(v) if float(v).is_integer() else v
 
 
-def make_config(trace, model, hardware, batch_size, strategy, params, cache, eviction, max_prefetch_loads=None) -> Config:
-    """A :class:`Config` with the strategy's parameters validated and completed with defaults."""
+def make_config(trace, model, hardware, batch_size, strategy, params, cache, eviction, max_prefetch_loads=None, *,
+                eviction_params=None, cache_partition=GLOBAL, pinned=None, pin_profile=1.0) -> Config:
+    """A :class:`Config` with the strategy's and the policy's parameters validated and completed
+    with defaults.
+
+    ``eviction`` is a policy name (its parameters in ``eviction_params``, a mapping or resolved
+    pairs) or an :class:`~fastsim.sweep.axes.EvictionChoice`; ``cache_partition`` and ``pinned``
+    take the canonical forms of :mod:`fastsim.sweep.axes`.
+    """
     defn = get_strategy(strategy)
     values = defn.resolve(params) if defn.params else []
     resolved = tuple((p.name, float(v)) for p, v in zip(defn.params, values))
-    return Config(trace, model, hardware, int(batch_size), defn.name, resolved, cache, eviction, max_prefetch_loads)
+    if not isinstance(eviction, EvictionChoice):
+        given = dict(eviction_params) if eviction_params else None
+        try:
+            eviction = eviction_choice(eviction, given)
+        except ValueError as exc:
+            from ..errors import ConfigError
+
+            raise ConfigError(str(exc)) from None
+    if not isinstance(pinned, int):
+        pin_profile = 1.0  # only a count is chosen on a profile of the trace
+    return Config(
+        trace, model, hardware, int(batch_size), defn.name, resolved, cache, eviction.name, max_prefetch_loads,
+        eviction.params, cache_partition, pinned, float(pin_profile),
+    )
 
 
 def baseline_config(cfg: Config, baseline: Baseline) -> Config:
     return make_config(
         cfg.trace, cfg.model, cfg.hardware, cfg.batch_size, baseline.strategy, dict(baseline.params),
-        baseline.cache, baseline.eviction, None,
+        baseline.cache, EvictionChoice(baseline.eviction, baseline.eviction_params), None,
+        cache_partition=baseline.cache_partition, pinned=baseline.pinned, pin_profile=baseline.pin_profile,
     )
 
 
 def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list[int | None]]:
     """Every configuration of ``spec`` in expansion order, de-duplicated, baselines included.
 
-    Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, strategy table (spec order), parameter product
-    (last key fastest), cache, eviction, prefetch cap. A baseline configuration not already in
+    Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, strategy table (spec
+    order), parameter product (last key fastest), cache, eviction, cache partition, pinned, pin
+    profile, prefetch cap. A baseline configuration not already in
     the grid is placed just before the first configuration measured against it.
 
     Parameters
@@ -131,14 +207,22 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
             for batch in spec.batch_sizes:
                 for grid in spec.grids:
                     for combo in grid.combos:
-                        for cache in grid.caches or spec.caches:
-                            for ev in grid.evictions or spec.evictions:
-                                for cap in grid.max_prefetch_loads or spec.max_prefetch_loads:
-                                    cfg = make_config(t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap)
-                                    base = None
-                                    if spec.baseline is not None:
-                                        base = add(baseline_config(cfg, spec.baseline))
-                                    baseline_of[add(cfg)] = base
+                        for cache, ev, part, pin, profile, cap in itertools.product(
+                            grid.caches or spec.caches,
+                            grid.evictions or spec.evictions,
+                            grid.cache_partitions or spec.cache_partitions,
+                            grid.pinned or spec.pinned,
+                            grid.pin_profiles or spec.pin_profiles,
+                            grid.max_prefetch_loads or spec.max_prefetch_loads,
+                        ):
+                            cfg = make_config(
+                                t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap,
+                                cache_partition=part, pinned=pin, pin_profile=profile,
+                            )
+                            base = None
+                            if spec.baseline is not None:
+                                base = add(baseline_config(cfg, spec.baseline))
+                            baseline_of[add(cfg)] = base
     if spec.baseline is not None:
         # baseline rows that came first as baselines: they are their own (speedup 1)
         for i, cfg in enumerate(configs):
@@ -155,9 +239,15 @@ def profile_pairs(spec: Spec, models: tuple) -> list[tuple]:
     return [(m, h) for m in models for h in spec.hardware]
 
 
-def row_hash(cfg: Config, fingerprint: str, run: int, seed: int | None) -> str:
-    """The configuration hash of one row: its configuration, the trace content, the run."""
+def row_hash(cfg: Config, fingerprint: str, run: int, seed: int | None, scores: str | None = None) -> str:
+    """The configuration hash of one row: its configuration, the trace content, the run.
+
+    ``scores`` is a digest of the trace's router scores, which the fingerprint leaves out: it
+    joins the hash of rows whose policy reads them.
+    """
     ident = cfg.identity()
     ident.update(fingerprint=fingerprint, run=run, seed=seed, fastsim_version=__version__)
+    if scores is not None and get_eviction(cfg.eviction).needs_scores:
+        ident["scores"] = scores
     text = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

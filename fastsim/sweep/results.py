@@ -6,6 +6,7 @@ uninterrupted one. Every file is written to a temporary name in its folder and r
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 from .._version import __version__
 from ..replay import METRICS
 from ..strategies import BUILTIN_MODULES, get_strategy
+from .axes import eviction_params_label, partition_label
 
 __all__ = ["METRIC_TYPES", "SHARD_SCHEMA", "write_shard", "read_shards", "build_table", "param_columns", "write_table"]
 
@@ -118,9 +120,12 @@ def table_schema(strategies) -> pa.Schema:
         ("strategy", pa.string()), ("model", pa.string()), ("hardware", pa.string()),
         ("batch_size", pa.int64()), ("eviction", pa.string()), ("cache_request", pa.string()),
         ("cache_slots", pa.int64()), ("max_prefetch_loads", pa.int64()),
+        ("eviction_params", pa.string()), ("cache_partition", pa.string()), ("pinned", pa.int64()),
+        ("pin_request", pa.string()), ("pin_profile", pa.float64()),
     ]
     fields += param_columns(strategies)
     fields += [(f"model_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _MODEL_FIELDS]
+    fields += [("model_layer_bytes", pa.string())]
     fields += [(f"hw_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _HW_FIELDS]
     fields += list(METRIC_TYPES.items())
     fields += [
@@ -159,12 +164,19 @@ def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> 
         cols["cache_request"].append(cfg.cache.label)
         cols["cache_slots"].append(res.get("cache_slots"))
         cols["max_prefetch_loads"].append(cfg.max_prefetch_loads)
+        cols["eviction_params"].append(eviction_params_label(cfg.eviction_params))
+        cols["cache_partition"].append(partition_label(cfg.cache_partition))
+        cols["pinned"].append(getattr(r, "pinned", 0))
+        cols["pin_request"].append(cfg.pin_request)
+        cols["pin_profile"].append(cfg.pin_profile)
         params = cfg.param_dict()
         for name, dtype in pcols.items():
             v = params.get(name[len("param_"):])
             cols[name].append(None if v is None else _param_value(v, dtype))
+        uniform = cfg.model.uniform_sizes
         for f in _MODEL_FIELDS:
-            cols[f"model_{f}"].append(getattr(cfg.model, f))
+            cols[f"model_{f}"].append(getattr(cfg.model, f) if f != "expert_bytes" or uniform else None)
+        cols["model_layer_bytes"].append(None if uniform else json.dumps(list(cfg.model.layer_bytes())))
         for f in _HW_FIELDS:
             cols[f"hw_{f}"].append(getattr(cfg.hardware, f))
         for m in METRICS:

@@ -1,7 +1,8 @@
 """Schedules shared with workers: built once in the parent, saved as ``.npy``, mapped read-only.
 
 Every replay of a sweep over one ``(trace, batch size)`` pair reuses that pair's
-:class:`~fastsim.timeline.schedule.Schedule`. The parent builds it once and writes its arrays to a
+:class:`~fastsim.timeline.schedule.Schedule`, built with every extra array its rows' eviction
+policies read (next uses, router scores, request releases). The parent builds it once and writes its arrays to a
 folder; workers map them with ``np.load(mmap_mode="r")`` (no copy, no pickling per task) and keep
 the mapping for later tasks. Every replay of a sweep sees read-only arrays -- in the parent too --
 so the kernels run with one numba type, the one the parent warms (``readonly=True`` arrays are a
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..timeline.schedule import Schedule
 
-__all__ = ["readonly", "save_schedule", "load_schedule", "schedule_dir_name"]
+__all__ = ["readonly", "save_schedule", "load_schedule", "schedule_dir_name", "is_saved"]
 
 _ARRAYS = (
     "active", "r_ptr", "r_experts", "r_counts", "r_next", "key_first", "r_scores", "rel_ptr", "rel_keys", "rel_counts",
@@ -41,15 +42,30 @@ def readonly(sched: Schedule) -> Schedule:
     return sched._replace(**{name: _ro(getattr(sched, name)) for name in _ARRAYS})
 
 
-def schedule_dir_name(fingerprint: str, batch_size: int, next_use: bool) -> str:
-    return f"{fingerprint}-b{batch_size}{'-nu' if next_use else ''}"
+def schedule_dir_name(fingerprint: str, batch_size: int, next_use: bool, scores: str | bool = False,
+                      requests: bool = False) -> str:
+    """The folder of a saved schedule: the trace, the batch size and the extra arrays it holds
+    (``-nu`` next uses, ``-sc<digest>`` router scores, which the fingerprint does not cover,
+    ``-rq`` request releases)."""
+    tag = "" if not scores else "-sc" + (scores if isinstance(scores, str) else "")
+    extra = ("-nu" if next_use else "") + tag + ("-rq" if requests else "")
+    return f"{fingerprint}-b{batch_size}{extra}"
+
+
+def is_saved(folder) -> bool:
+    """Whether ``folder`` holds a complete saved schedule (every array of this version)."""
+    folder = Path(folder)
+    return (folder / "schedule.json").is_file() and all((folder / f"{name}.npy").is_file() for name in _ARRAYS)
 
 
 def save_schedule(sched: Schedule, folder) -> Path:
-    """Write ``sched``'s arrays to ``folder`` (created atomically; kept if it already exists)."""
+    """Write ``sched``'s arrays to ``folder`` (created atomically; kept if it already exists,
+    replaced when an older version left it without some array)."""
     folder = Path(folder)
-    if (folder / "schedule.json").is_file():
+    if is_saved(folder):
         return folder
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -61,7 +77,7 @@ def save_schedule(sched: Schedule, folder) -> Path:
         try:
             os.replace(tmp, folder)
         except OSError:
-            if not (folder / "schedule.json").is_file():
+            if not is_saved(folder):
                 raise
     finally:
         if tmp.exists():

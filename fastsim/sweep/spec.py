@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,45 +19,30 @@ from typing import Any
 from ..errors import FastsimError, SpecError
 from ..profiles import hardware_profile, list_hardware, list_models, model_profile
 from ..strategies import get_strategy
+from .axes import (
+    GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, caches_axis, check_shape, eviction_choice, evictions_axis,
+    max_loads_axis, parse_cache, partition_value, partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis,
+    pinned_value,
+)
 from .locate import KeyLocator, format_path
 
-__all__ = ["REPRODUCIBLE", "Spec", "TraceSpec", "StrategyGrid", "Baseline", "CacheRequest", "load_spec", "parse_cache"]
-
-WORKING_SET = "working-set"
-EVICTIONS = ("lru", "belady")
+__all__ = [
+    "REPRODUCIBLE", "Spec", "TraceSpec", "StrategyGrid", "Baseline", "CacheRequest", "EvictionChoice", "load_spec",
+    "parse_cache",
+]
 
 _TOP_KEYS = {
     "name", "description", "seed", "runs", "out", "imports", "traces", "models", "hardware",
-    "batch_sizes", "caches", "evictions", "max_prefetch_loads", "strategies", "baseline", "profiles",
-    "reproduces",
+    "batch_sizes", "caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
+    "strategies", "baseline", "profiles", "reproduces",
 }
 #: Published experiments a spec may declare it reproduces (``reproduces = NAME``), with the
 #: ``(num_layers, num_experts, top_k)`` their models must have.
 REPRODUCIBLE = {"seed-switch": (12, 128, 1), "seed-qwen": (28, 64, 8)}
 _TRACE_FILE_KEYS = {"name", "file", "model"}
-_GRID_AXES = {"caches", "evictions", "max_prefetch_loads"}
-_BASELINE_KEYS = {"strategy", "cache", "eviction", "params"}
-_UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "tb": 10**12, "gib": 2**30, "mib": 2**20, "b": 1}
-
-
-@dataclass(frozen=True)
-class CacheRequest:
-    """A cache size as asked for: ``kind`` is ``"working-set"``, ``"slots"`` or ``"bytes"``."""
-
-    kind: str
-    value: int | None = None
-
-    @property
-    def label(self) -> str:
-        """The request as :func:`fastsim.replay.resolve_config` names it (``cache_request``)."""
-        if self.kind == WORKING_SET:
-            return WORKING_SET
-        return f"{self.value} {self.kind}"
-
-    def replay_kwargs(self) -> dict[str, Any]:
-        if self.kind == "bytes":
-            return {"cache_bytes": self.value}
-        return {"cache_slots": WORKING_SET if self.kind == WORKING_SET else self.value}
+#: Axes a strategy table may set for itself (replacing the top-level lists).
+_GRID_AXES = {"caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads"}
+_BASELINE_KEYS = {"strategy", "cache", "eviction", "eviction_params", "cache_partition", "pinned", "pin_profile", "params"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +76,12 @@ class StrategyGrid:
     strategy: str
     combos: tuple[dict, ...]  # parameter dicts, product order (last key fastest)
     caches: tuple[CacheRequest, ...] | None
-    evictions: tuple[str, ...] | None
+    evictions: tuple[EvictionChoice, ...] | None
     max_prefetch_loads: tuple[int | None, ...] | None
     path: tuple
+    cache_partitions: tuple | None = None
+    pinned: tuple | None = None
+    pin_profiles: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +92,10 @@ class Baseline:
     cache: CacheRequest = CacheRequest(WORKING_SET)
     eviction: str = "lru"
     params: tuple = ()  # (name, value) pairs
+    eviction_params: tuple = ()  # (name, float) pairs, the policy's defaults filled in
+    cache_partition: Any = GLOBAL
+    pinned: Any = None
+    pin_profile: float = 1.0
 
 
 @dataclass
@@ -122,7 +113,7 @@ class Spec:
     hardware: tuple
     batch_sizes: tuple[int, ...]
     caches: tuple[CacheRequest, ...]
-    evictions: tuple[str, ...]
+    evictions: tuple[EvictionChoice, ...]
     max_prefetch_loads: tuple[int | None, ...]
     grids: tuple[StrategyGrid, ...]
     baseline: Baseline | None
@@ -130,56 +121,30 @@ class Spec:
     origin: str
     profiles: tuple | None = None  # ((ModelProfile, HardwareProfile), ...) run as pairs, not crossed
     reproduces: str | None = None  # a name in REPRODUCIBLE
+    cache_partitions: tuple = (GLOBAL,)  # "global", "per-layer" or tuples of per-layer sizes
+    pinned: tuple = (None,)  # None, counts and sorted tuples of keys
+    pin_profiles: tuple[float, ...] = (1.0,)
     raw: dict = field(repr=False, default_factory=dict)
     locator: KeyLocator | None = field(repr=False, default=None)
+    shaped: tuple = field(repr=False, default=())  # (path, partition, pinned): lists checked against models
 
     def error(self, path, message: str) -> SpecError:
         """A :class:`SpecError` naming the spec, the line of ``path`` and the key."""
         return _error(self.origin, self.locator, path, message)
+
+    def check_shape(self, num_layers: int, num_experts: int, what: str) -> None:
+        """Every partition list and pinned key list of the spec must fit ``what``'s shape."""
+        for path, partition, pinned in self.shaped:
+            try:
+                check_shape(partition, pinned, num_layers, num_experts)
+            except ValueError as exc:
+                raise self.error(path, f"{exc} ({what} has {num_layers} layers of {num_experts} experts)") from None
 
 
 def _error(origin: str, locator: KeyLocator | None, path, message: str) -> SpecError:
     line = locator.line(path) if locator is not None and path else None
     where = f"{origin}, line {line}" if line else origin
     return SpecError(f"{where}: {format_path(path)}: {message}")
-
-
-def parse_cache(value, where=None) -> CacheRequest:
-    """``"working-set"``, an integer (slots), ``"64 slots"``, or a size such as ``"1.5GB"``.
-
-    Raises ``ValueError`` with the reason (the caller adds the key).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"a cache of {value} slots is negative")
-        return CacheRequest("slots", value)
-    if isinstance(value, float):
-        raise ValueError(
-            f"got the bare number {value!r}: write an integer number of slots or a size with its "
-            f"unit, such as '{value}GB'"
-        )
-    if not isinstance(value, str):
-        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
-    text = value.strip().lower().replace("_", "")
-    if text == WORKING_SET:
-        return CacheRequest(WORKING_SET)
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
-    unit = text[len(number):].strip()
-    try:
-        amount = float(number)
-    except ValueError:
-        raise ValueError(f"cannot read {value!r}: expected 'working-set', '64 slots' or a size like '2GB'") from None
-    if not math.isfinite(amount) or amount < 0:
-        raise ValueError(f"cache size {value!r} must be a finite size >= 0")
-    if unit in ("slot", "slots"):
-        if amount != int(amount):
-            raise ValueError(f"a number of slots must be an integer, got {value!r}")
-        return CacheRequest("slots", int(amount))
-    if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}: expected GB, MB, KB, TB, GiB, MiB, B or slots")
-    return CacheRequest("bytes", int(round(amount * _UNITS[unit])))
 
 
 class _Reader:
@@ -328,11 +293,17 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     ) if profiles is None else tuple(dict.fromkeys(h for _, h in profiles))
     _dedupe_check(r, [h.name for h in hardware], ("hardware",))
     batch_sizes = tuple(r.integer(v, ("batch_sizes", i), 1) for i, v in enumerate(r.as_list(raw.get("batch_sizes", 1), ("batch_sizes",))))
-    caches = _caches(raw.get("caches", WORKING_SET), ("caches",), r)
-    evictions = _evictions(raw.get("evictions", "lru"), ("evictions",), r)
-    max_loads = _max_loads(raw.get("max_prefetch_loads", "none"), ("max_prefetch_loads",), r)
-    grids = _strategies(raw, r)
-    baseline = _baseline(raw, r)
+    caches = caches_axis(raw.get("caches", WORKING_SET), ("caches",), r)
+    evictions = evictions_axis(raw.get("evictions", "lru"), ("evictions",), r)
+    shaped: list = []  # (path, partition, pinned) of every list value, checked against the models
+    partitions, lists = partitions_axis(raw.get("cache_partitions", GLOBAL), ("cache_partitions",), r)
+    shaped += [(where, v, None) for where, v in lists]
+    pinned, lists = pinned_axis(raw.get("pinned", "none"), ("pinned",), r)
+    shaped += [(where, GLOBAL, v) for where, v in lists]
+    pin_profiles = pin_profiles_axis(raw.get("pin_profiles", 1.0), ("pin_profiles",), r)
+    max_loads = max_loads_axis(raw.get("max_prefetch_loads", "none"), ("max_prefetch_loads",), r)
+    grids = _strategies(raw, r, shaped)
+    baseline = _baseline(raw, r, shaped)
     reproduces = raw.get("reproduces")
     if reproduces is not None and reproduces not in REPRODUCIBLE:
         raise r.fail(("reproduces",), f"expected one of {', '.join(REPRODUCIBLE)}, got {_show(reproduces)}")
@@ -341,24 +312,30 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
         traces=traces, models=models, hardware=hardware, batch_sizes=batch_sizes, caches=caches,
         evictions=evictions, max_prefetch_loads=max_loads, grids=grids, baseline=baseline,
         spec_hash=_canonical_hash(raw), origin=r.origin, raw=raw, locator=r.locator,
-        profiles=profiles, reproduces=reproduces,
+        profiles=profiles, reproduces=reproduces, cache_partitions=partitions, pinned=pinned,
+        pin_profiles=pin_profiles, shaped=tuple(shaped),
     )
     listed = []  # (model, path) of every model the spec names outside its traces
     if models is not None:
         listed = [(m, ("models", i)) for i, m in enumerate(models)]
     elif profiles is not None:
         listed = [(m, ("profiles", i, 0)) for i, (m, _) in enumerate(profiles)]
+    for m, _ in listed:
+        spec.check_shape(m.num_layers, m.num_experts, f"model {m.name!r}")
     for t in traces:
         if not t.generated:
+            if t.model is not None and not listed:
+                spec.check_shape(t.model.num_layers, t.model.num_experts, f"trace {t.name!r}'s model {t.model.name!r}")
             continue
+        _, nl, ne, k = _gen_shape(t, r)
         for m, where in listed:
-            _, nl, ne, k = _gen_shape(t, r)
             if (m.num_layers, m.num_experts, m.top_k) != (nl, ne, k):
                 raise r.fail(
                     where,
                     f"model {m.name!r} has (num_layers, num_experts, top_k) = "
                     f"{(m.num_layers, m.num_experts, m.top_k)} but trace {t.name!r} has {(nl, ne, k)}",
                 )
+        spec.check_shape(nl, ne, f"trace {t.name!r}")
     if reproduces is not None:
         want = REPRODUCIBLE[reproduces]
         for m, where in listed:
@@ -504,39 +481,7 @@ def generate_with(model, tokens: int, sequences, seed: int, params: dict):
     return generate_from_params(model, tokens, sequences, seed, params)
 
 
-def _caches(value, path, r: _Reader) -> tuple[CacheRequest, ...]:
-    out = []
-    for i, v in enumerate(r.as_list(value, path)):
-        try:
-            out.append(parse_cache(v))
-        except ValueError as exc:
-            raise r.fail(tuple(path) + (i,) if isinstance(value, list) else path, str(exc)) from None
-    return tuple(dict.fromkeys(out))
-
-
-def _evictions(value, path, r: _Reader) -> tuple[str, ...]:
-    out = []
-    for i, v in enumerate(r.as_list(value, path)):
-        if v not in EVICTIONS:
-            raise r.fail(tuple(path) + (i,) if isinstance(value, list) else path, f"expected 'lru' or 'belady', got {_show(v)}")
-        out.append(v)
-    return tuple(dict.fromkeys(out))
-
-
-def _max_loads(value, path, r: _Reader) -> tuple[int | None, ...]:
-    out: list[int | None] = []
-    for i, v in enumerate(r.as_list(value, path)):
-        where = tuple(path) + (i,) if isinstance(value, list) else path
-        if v == "none":
-            out.append(None)
-        elif isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            out.append(v)
-        else:
-            raise r.fail(where, f"expected an integer >= 0 or 'none' (no cap), got {_show(v)}")
-    return tuple(dict.fromkeys(out))
-
-
-def _strategies(raw: dict, r: _Reader) -> tuple[StrategyGrid, ...]:
+def _strategies(raw: dict, r: _Reader, shaped: list) -> tuple[StrategyGrid, ...]:
     table = raw.get("strategies")
     if table is None:
         raise r.fail(("strategies",), "missing: add at least one [strategies.NAME] table")
@@ -570,23 +515,31 @@ def _strategies(raw: dict, r: _Reader) -> tuple[StrategyGrid, ...]:
                         raise r.fail(where, str(exc)) from None
                 lists.append(values)
             combos = tuple(dict(zip(keys, c)) for c in itertools.product(*lists))
-            grids.append(
-                StrategyGrid(
-                    strategy=defn.name,
-                    combos=combos,
-                    caches=_caches(grid["caches"], path + ("caches",), r) if "caches" in grid else None,
-                    evictions=_evictions(grid["evictions"], path + ("evictions",), r) if "evictions" in grid else None,
-                    max_prefetch_loads=(
-                        _max_loads(grid["max_prefetch_loads"], path + ("max_prefetch_loads",), r)
-                        if "max_prefetch_loads" in grid else None
-                    ),
-                    path=path,
-                )
-            )
+            grids.append(_grid(defn.name, combos, grid, path, r, shaped))
     return tuple(grids)
 
 
-def _baseline(raw: dict, r: _Reader) -> Baseline | None:
+def _grid(strategy: str, combos: tuple, grid: Mapping, path: tuple, r: _Reader, shaped: list) -> StrategyGrid:
+    """A strategy table's combos with the axes it sets for itself (``None``: the spec's)."""
+    partitions = pinned = None
+    if "cache_partitions" in grid:
+        partitions, lists = partitions_axis(grid["cache_partitions"], path + ("cache_partitions",), r)
+        shaped += [(where, v, None) for where, v in lists]
+    if "pinned" in grid:
+        pinned, lists = pinned_axis(grid["pinned"], path + ("pinned",), r)
+        shaped += [(where, GLOBAL, v) for where, v in lists]
+
+    def axis(key, parse):
+        return parse(grid[key], path + (key,), r) if key in grid else None
+
+    return StrategyGrid(
+        strategy=strategy, combos=combos, caches=axis("caches", caches_axis), evictions=axis("evictions", evictions_axis),
+        max_prefetch_loads=axis("max_prefetch_loads", max_loads_axis), path=path, cache_partitions=partitions,
+        pinned=pinned, pin_profiles=axis("pin_profiles", pin_profiles_axis),
+    )
+
+
+def _baseline(raw: dict, r: _Reader, shaped: list) -> Baseline | None:
     value = raw.get("baseline", True)
     if value is False:
         return None
@@ -604,9 +557,30 @@ def _baseline(raw: dict, r: _Reader) -> Baseline | None:
         cache = parse_cache(value.get("cache", WORKING_SET))
     except ValueError as exc:
         raise r.fail(("baseline", "cache"), str(exc)) from None
-    eviction = value.get("eviction", "lru")
-    if eviction not in EVICTIONS:
-        raise r.fail(("baseline", "eviction"), f"expected 'lru' or 'belady', got {_show(eviction)}")
+    ev_params = value.get("eviction_params", {})
+    if not isinstance(ev_params, Mapping):
+        raise r.fail(("baseline", "eviction_params"), f"expected a table of parameter values, got {_show(ev_params)}")
+    try:
+        eviction = eviction_choice(value.get("eviction", "lru"))
+    except ValueError as exc:
+        raise r.fail(("baseline", "eviction"), str(exc)) from None
+    for k, v in ev_params.items():
+        try:
+            eviction_choice(eviction.name, {k: v})
+        except ValueError as exc:
+            raise r.fail(("baseline", "eviction_params", k), str(exc)) from None
+    eviction = eviction_choice(eviction.name, ev_params)
+    organisation = {}
+    for key, parse, default in (("cache_partition", partition_value, GLOBAL), ("pinned", pinned_value, None),
+                                ("pin_profile", pin_profile_value, 1.0)):
+        try:
+            organisation[key] = parse(value[key]) if key in value else default
+        except ValueError as exc:
+            raise r.fail(("baseline", key), str(exc)) from None
+    if isinstance(organisation["cache_partition"], tuple):
+        shaped.append((("baseline", "cache_partition"), organisation["cache_partition"], None))
+    if isinstance(organisation["pinned"], tuple):
+        shaped.append((("baseline", "pinned"), GLOBAL, organisation["pinned"]))
     params = value.get("params", {})
     if not isinstance(params, Mapping):
         raise r.fail(("baseline", "params"), f"expected a table of parameter values, got {_show(params)}")
@@ -615,4 +589,4 @@ def _baseline(raw: dict, r: _Reader) -> Baseline | None:
             defn.resolve({k: v})
         except FastsimError as exc:
             raise r.fail(("baseline", "params", k), str(exc)) from None
-    return Baseline(defn.name, cache, eviction, tuple(params.items()))
+    return Baseline(defn.name, cache, eviction.name, tuple(params.items()), eviction.params, **organisation)

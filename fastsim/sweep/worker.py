@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FastsimError
-from ..replay import resolve_config, run_config
-from ..strategies import get_strategy
-from ..timeline import core
-from ..timeline.schedule import Schedule, schedule_from_sets
+from ..replay import kernel_inputs, resolve_config, run_config
+from ..timeline.layout import GLOBAL, PER_LAYER
+from ..timeline.schedule import Schedule
 from .schedules import load_schedule, readonly
 
 __all__ = ["TraceMeta", "TaskSpec", "RowResult", "TaskResult", "run_task", "warm", "dispatcher_counts"]
@@ -45,7 +44,8 @@ class TaskSpec:
 
     ``items`` holds ``(row, config)`` pairs, ``row`` being the caller's row index.
     ``sched_path`` is the folder of the saved schedule, or ``None`` when the schedule is passed
-    to :func:`run_task` directly.
+    to :func:`run_task` directly. ``pins`` maps each pin count of the items, as
+    ``(count, pin_profile)``, to the keys the parent chose with it on the trace.
     """
 
     key: str
@@ -55,6 +55,7 @@ class TaskSpec:
     items: list
     imports: tuple = ()
     sched_path: str | None = None
+    pins: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +84,11 @@ class TaskResult:
 
 
 class _TraceView:
-    """Stands in for a :class:`~fastsim.trace.Trace` in ``resolve_config``/``run_config``."""
+    """Stands in for a :class:`~fastsim.trace.Trace` in ``resolve_config``/``run_config``.
+
+    It holds no routing: the saved schedule carries every array the rows' policies read (next
+    uses, router scores, request releases), and pin counts arrive as the keys they chose.
+    """
 
     def __init__(self, meta: TraceMeta, sched: Schedule, batch_size: int, next_use: bool):
         self.num_tokens = meta.num_tokens
@@ -93,7 +98,7 @@ class _TraceView:
         self.model = meta.model
         self._fp = meta.fingerprint
         # the memo fastsim.replay.schedule_for consults before building a schedule
-        self._schedules = {(batch_size, next_use): sched}
+        self._schedules = {(batch_size, sched.has_next_use): sched}
 
     def fingerprint(self) -> str:
         return self._fp
@@ -127,41 +132,64 @@ def run_task(task: TaskSpec, sched=None) -> TaskResult:
         sched = sched.schedule  # a dask payload wrapper
     sched = readonly(sched)
     view = _TraceView(task.meta, sched, task.batch_size, task.next_use)
-    entries = []
-    for name in dict.fromkeys(cfg.strategy for _, cfg in task.items):
-        try:
-            entries.append(get_strategy(name).entry())
-        except Exception:
-            pass  # reported on the rows below
-    before = dispatcher_counts(entries)
+    used: dict[int, tuple] = {}  # id(entry) -> (entry, its dispatcher counts before this task used it)
     out = TaskResult(task.key, pid=os.getpid())
     for row, cfg in task.items:
         t0 = time.perf_counter()
         try:
-            rcfg, rsched = resolve_config(view, **cfg.replay_kwargs())
+            rcfg, rsched = resolve_config(view, **cfg.replay_kwargs(task.pins))
+            entry, _ = kernel_inputs(rcfg, rsched, view.top_k)
+            if id(entry) not in used:
+                used[id(entry)] = (entry, dispatcher_counts([entry]))
             result = run_config(view, rcfg, rsched)
             out.rows.append(RowResult(row, result.metrics, rcfg.cache_slots, None, time.perf_counter() - t0))
         except Exception as exc:  # one failing configuration must not stop the sweep
             out.rows.append(RowResult(row, None, None, _message(exc), time.perf_counter() - t0))
-    after = dispatcher_counts(entries)
-    out.compiled = after[0] - before[0]
-    out.cache_loads = after[1] - before[1]
+    for entry, (misses, hits) in used.values():
+        after = dispatcher_counts([entry])
+        out.compiled += after[0] - misses
+        out.cache_loads += after[1] - hits
     out.wall_s = time.perf_counter() - start
     return out
 
 
-def warm(strategies) -> None:
-    """Compile (or load from the on-disk cache) each strategy's entry point for read-only schedules.
+#: The model of the tiny trace :func:`warm` compiles with (the entry points' types do not
+#: depend on the model's figures or shape).
+_WARM_MODEL = {
+    "name": "fastsim-warm", "num_layers": 2, "num_experts": 4, "top_k": 2, "expert_bytes": 1000,
+    "dense_bytes_per_layer": 1000, "expert_flops_per_token": 1.0, "dense_flops_per_token": 1.0,
+}
 
-    Run in the parent before fanning out, so every worker finds exactly the types it will use
-    in the cache instead of compiling them.
+
+def _warm_trace():
+    from ..trace import Trace
+
+    experts = np.array([[[0, 1], [1, 2]], [[1, 3], [0, 2]], [[2, 3], [3, 1]]], dtype=np.int16)
+    scores = np.full(experts.shape, 0.5, dtype=np.float32)
+    return Trace.from_arrays(experts, num_experts=4, sequence_lengths=[2, 1], scores=scores, source="fastsim-warm")
+
+
+def warm(pairs) -> None:
+    """Compile (or load from the on-disk cache) the entry point of each pair, for read-only schedules.
+
+    ``pairs`` holds ``(strategy, eviction, simple)``: ``simple`` for SPEC section 3's cache (one
+    global partition of slots, nothing pinned), which on-demand with ``lru`` or ``belady``
+    replays on its demand-only path; otherwise the pair's general entry point (every other
+    organisation shares its types). A bare strategy name means ``(name, "lru", True)``. Run in
+    the parent before fanning out, so every worker finds exactly the types it will use in the
+    cache instead of compiling them. A pair that cannot be resolved is left to the workers,
+    which report the error on its rows.
     """
-    sched = readonly(schedule_from_sets([[[0, 1]], [[1, 2]]], num_experts=4, next_use=True))
-    cost = (np.int64(1), np.zeros(3, np.int64), np.zeros(3, np.int64))
-    config = np.zeros(core.CFG_SIZE, np.int64)
-    config[core.CFG_CAPACITY] = 4
-    config[core.CFG_MAX_LOADS] = -1
-    config[core.CFG_TOP_K] = 2
-    for name in dict.fromkeys(strategies):
-        defn = get_strategy(name)
-        defn.entry()(sched, cost, config, defn.resolve(None))
+    trace = None
+    for item in dict.fromkeys((p, "lru", True) if isinstance(p, str) else tuple(p) for p in pairs):
+        strategy, eviction, simple = item
+        trace = trace if trace is not None else _warm_trace()
+        try:
+            cfg, sched = resolve_config(
+                trace, strategy, _WARM_MODEL, "rtx3090", cache_slots=4, eviction=eviction, batch_size=1,
+                cache_partition=GLOBAL if simple else PER_LAYER,
+            )
+            entry, args = kernel_inputs(cfg, readonly(sched), trace.top_k)
+        except FastsimError:
+            continue
+        entry(*args)

@@ -18,7 +18,7 @@ from numba import njit
 from . import core
 from .evict import heap_down, heap_push, heap_up, lru_push_mru, lru_unlink
 
-__all__ = ["run_demand_only"]
+__all__ = ["run_demand_only", "run_demand_single", "run_demand_policy"]
 
 
 @njit(nogil=True, inline="always")
@@ -256,4 +256,133 @@ def run_demand_single(sched, cost, config):
     counters[core.N_RESIDENT_SUM] = resident_sum
     counters[core.N_PEAK_RESIDENT] = peak
     counters[core.N_SAMPLES] = positions
+    return counters, step_time, step_stall, outcome, wanted_ptr, np.empty(0, np.int64)
+
+
+@njit(nogil=True, inline="always")
+def run_demand_policy(sched, cost, config, params, layout, ev_params, init, observe, policy):
+    """:func:`fastsim.timeline.core.run_timeline` for a strategy that never prefetches, with any
+    eviction policy, partition, pins and key sizes (the arguments of the general core).
+
+    What cannot happen without prefetches makes it shorter: every resident key has settled when a
+    position starts and the link is idle, so no access is late, no victim is in flight, and a
+    position with ``x`` misses stalls ``x * load_ns[l]``.
+    """
+    num_layers = sched.num_layers
+    num_experts = sched.num_experts
+    num_keys = num_layers * num_experts
+    num_steps = sched.active.shape[0]
+    per_step = config[core.CFG_PER_STEP] != 0
+    record = config[core.CFG_RECORD] != 0
+    load_ns = cost[0]
+    expert_ns = cost[1]
+    dense_ns = cost[2]
+    part_of_layer, part_off, budget, unit, key_bytes, pinned = layout
+    r_ptr = sched.r_ptr
+    r_experts = sched.r_experts
+    r_counts = sched.r_counts
+
+    pstate = policy.init(num_layers, num_experts, part_of_layer, part_off, ev_params, sched)
+    resident = np.zeros(num_keys, np.uint8)
+    settled = np.zeros(num_keys, np.int64)  # every key's ready_at is in the past at a demand
+    r_stamp = np.zeros(num_keys, np.int64)
+    no_protection = np.zeros(num_keys, np.int64)
+    used = np.zeros(budget.shape[0], np.int64)
+    counters = np.zeros(core.N_SIZE, np.int64)
+    step_time = np.zeros(num_steps if per_step else 0, np.int64)
+    step_stall = np.zeros(num_steps if per_step else 0, np.int64)
+    outcome = np.empty(r_experts.shape[0] if record else 0, np.int8)
+    positions = num_steps * num_layers
+    wanted_ptr = np.zeros(positions + 1 if record else 0, np.int64)
+
+    hits = 0
+    misses = 0
+    stall = 0
+    resident_sum = 0
+    peak = 0
+    n_res = 0
+    res_bytes = 0
+    peak_bytes = 0
+    h2d_bytes = 0
+    now = 0
+    tick = 0
+    for k in range(num_keys):
+        if pinned[k]:
+            lk = k // num_experts
+            resident[k] = 1
+            used[part_of_layer[lk]] += unit[lk]
+            n_res += 1
+            res_bytes += key_bytes[lk]
+    p = 0
+    for s in range(num_steps):
+        step_begin = now
+        dense = dense_ns[sched.active[s]]
+        for l in range(num_layers):
+            lo = r_ptr[p]
+            hi = r_ptr[p + 1]
+            base = l * num_experts
+            part = part_of_layer[l]
+            stamp = p + 1
+            for j in range(lo, hi):
+                r_stamp[base + r_experts[j]] = stamp
+            policy.on_position(pstate, sched, p, l, lo, hi)
+            t = now + dense
+            n_miss = 0
+            for j in range(lo, hi):
+                key = base + r_experts[j]
+                tick += 1
+                t += expert_ns[l, r_counts[j]]
+                if resident[key]:
+                    hits += 1
+                    if record:
+                        outcome[j] = core.HIT
+                    if not pinned[key]:
+                        policy.on_access(pstate, key, part, tick)
+                    continue
+                misses += 1
+                n_miss += 1
+                if record:
+                    outcome[j] = core.MISS
+                while used[part] + unit[l] > budget[part]:
+                    victim = policy.victim(pstate, part, (r_stamp, stamp, no_protection, -1, settled, now), True, tick)
+                    if victim < 0:
+                        raise ValueError("no victim for a demand load: the cache is below the working set")
+                    vl = victim // num_experts
+                    resident[victim] = 0
+                    used[part] -= unit[vl]
+                    n_res -= 1
+                    res_bytes -= key_bytes[vl]
+                    policy.on_evict(pstate, victim, part)
+                resident[key] = 1
+                used[part] += unit[l]
+                n_res += 1
+                res_bytes += key_bytes[l]
+                h2d_bytes += key_bytes[l]
+                policy.on_load(pstate, key, part, tick, True)
+            policy.after_position(pstate, sched, p, l, lo, hi)
+            # the link was idle at the position's start, so its loads end n_miss loads later
+            wait = n_miss * load_ns[l]
+            stall += wait
+            if per_step:
+                step_stall[s] += wait
+            now = t + wait
+            resident_sum += n_res
+            if n_res > peak:
+                peak = n_res
+            if res_bytes > peak_bytes:
+                peak_bytes = res_bytes
+            p += 1
+        policy.after_step(pstate, sched, s)
+        if per_step:
+            step_time[s] = now - step_begin
+
+    counters[core.N_HITS] = hits
+    counters[core.N_MISSES] = misses
+    counters[core.N_STALL_NS] = stall
+    counters[core.N_TOTAL_NS] = now
+    counters[core.N_RESIDENT_SUM] = resident_sum
+    counters[core.N_PEAK_RESIDENT] = peak
+    counters[core.N_SAMPLES] = positions
+    counters[core.N_H2D_BYTES] = h2d_bytes
+    counters[core.N_PEAK_BYTES] = peak_bytes
     return counters, step_time, step_stall, outcome, wanted_ptr, np.empty(0, np.int64)

@@ -16,6 +16,7 @@ from numba import njit
 
 from .._jit import kernel
 from .core import run_timeline
+from .demand import run_demand_policy
 
 __all__ = ["entry_for"]
 
@@ -24,6 +25,10 @@ _ENTRIES: dict = {}
 
 def _template(sched, cost, config, params, layout, ev_params):
     return run_timeline(sched, cost, config, params, layout, ev_params, STRATEGY_INIT, STRATEGY_OBSERVE, POLICY)  # noqa: F821
+
+
+def _demand_template(sched, cost, config, params, layout, ev_params):
+    return run_demand_policy(sched, cost, config, params, layout, ev_params, STRATEGY_INIT, STRATEGY_OBSERVE, POLICY)  # noqa: F821
 
 
 def entry_for(strategy, policy, cached: bool):
@@ -38,7 +43,9 @@ def entry_for(strategy, policy, cached: bool):
         name = f"replay__{_ident(strategy.name)}__{_ident(policy.name)}"
         scope = dict(globals())
         scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks)
-        py = types.FunctionType(_template.__code__, scope, name)
+        # a strategy that never prefetches (on-demand) runs the shorter demand-only timeline
+        template = _demand_template if strategy.builtin and strategy.name == "on-demand" else _template
+        py = types.FunctionType(template.__code__, scope, name)
         py.__qualname__ = name
         py.__module__ = __name__
         fn = kernel(py) if cached else njit(nogil=True)(py)

@@ -37,25 +37,29 @@ def _before(key_next, a, b):
 
 
 @njit(nogil=True)
-def heap_up(heap, hpos, key_next, i):
-    """Restore the order after ``heap[i]``'s next use moved farther (or it was just placed)."""
-    key = heap[i]
+def heap_up(heap, hpos, key_next, i, off=0):
+    """Restore the order after ``heap[off + i]``'s next use moved farther (or it was just placed).
+
+    ``off``: where this heap starts in ``heap`` (several heaps may share one array); ``hpos``
+    holds positions relative to it.
+    """
+    key = heap[off + i]
     while i > 0:
         parent = (i - 1) >> 2
-        pk = heap[parent]
+        pk = heap[off + parent]
         if not _before(key_next, key, pk):
             break
-        heap[i] = pk
+        heap[off + i] = pk
         hpos[pk] = i
         i = parent
-    heap[i] = key
+    heap[off + i] = key
     hpos[key] = i
 
 
 @njit(nogil=True)
-def heap_down(heap, hpos, key_next, i, size):
-    """Restore the order after ``heap[i]``'s next use moved nearer (or it was just placed)."""
-    key = heap[i]
+def heap_down(heap, hpos, key_next, i, size, off=0):
+    """Restore the order after ``heap[off + i]``'s next use moved nearer (or it was just placed)."""
+    key = heap[off + i]
     while True:
         c = 4 * i + 1
         if c >= size:
@@ -63,35 +67,35 @@ def heap_down(heap, hpos, key_next, i, size):
         best = c
         end = c + 4 if c + 4 < size else size
         for d in range(c + 1, end):
-            if _before(key_next, heap[d], heap[best]):
+            if _before(key_next, heap[off + d], heap[off + best]):
                 best = d
-        bk = heap[best]
+        bk = heap[off + best]
         if not _before(key_next, bk, key):
             break
-        heap[i] = bk
+        heap[off + i] = bk
         hpos[bk] = i
         i = best
-    heap[i] = key
+    heap[off + i] = key
     hpos[key] = i
 
 
 @njit(nogil=True, inline="always")
-def heap_push(heap, hpos, key_next, key, size):
+def heap_push(heap, hpos, key_next, key, size, off=0):
     """Insert ``key``; returns the new size."""
-    heap[size] = key
-    heap_up(heap, hpos, key_next, size)
+    heap[off + size] = key
+    heap_up(heap, hpos, key_next, size, off)
     return size + 1
 
 
 @njit(nogil=True)
-def heap_remove(heap, hpos, key_next, key, size):
+def heap_remove(heap, hpos, key_next, key, size, off=0):
     """Remove ``key``; returns the new size."""
     i = hpos[key]
     size -= 1
     if i < size:
-        last = heap[size]
-        heap[i] = last
+        last = heap[off + size]
+        heap[off + i] = last
         hpos[last] = i
-        heap_down(heap, hpos, key_next, i, size)
-        heap_up(heap, hpos, key_next, hpos[last])
+        heap_down(heap, hpos, key_next, i, size, off)
+        heap_up(heap, hpos, key_next, hpos[last], off)
     return size

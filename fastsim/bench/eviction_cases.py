@@ -1,0 +1,148 @@
+"""Eviction cases: ``fifo`` and ``lfu`` against libCacheSim's, and every policy's replay rate
+against ``lru``'s through the same general core, in one run.
+
+``fifo-vs-libcachesim`` and ``lfu-vs-libcachesim`` replay the on-demand LRU case's trace and cache
+(a generated ``switch-base-128`` trace, 256 slots, top-1, batch 1: a plain cache over the key
+stream) through the general core, against libCacheSim's C loop over the same stream.
+``eviction-<policy>`` replays the top-k strategy (k = 32, its defaults) on a generated
+``mixtral-8x7b`` trace (top-2, 32 layers) at batch 4 and 96 slots on an ``h100-pcie``, with that policy and with
+``lru``, alternating; its ratio is the policy's rate over ``lru``'s. Score-aware reads router
+scores, which generated traces lack: the case gives the trace seeded random weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import peers
+from .registry import register_case
+from .timing import median, timed
+from ..eviction import BUILTIN_MODULES
+from ..replay import kernel_inputs, resolve_config
+
+__all__ = ["POLICY_TRACE", "POLICY_SLOTS"]
+
+MODEL = "switch-base-128"
+HARDWARE = "rtx3090"
+POLICY_HARDWARE = "h100-pcie"  # 96 Mixtral experts (34 GB) do not fit a 24 GB card
+SLOTS = 256
+POLICY_TRACE = "mixtral-8x7b"
+POLICY_SLOTS = 96
+POLICY_BATCH = 4
+#: Tokens of the policy cases' trace per ``--tokens`` (they replay a prefetching strategy).
+POLICY_DIVISOR = 10
+
+
+def _call(trace, strategy, eviction, slots, batch=1, hardware=HARDWARE, **kw):
+    cfg, sched = resolve_config(trace, strategy, trace.model, hardware, cache_slots=slots, eviction=eviction,
+                                batch_size=batch, **kw)
+    entry, args = kernel_inputs(cfg, sched, trace.top_k)
+    return (lambda: entry(*args)), sched
+
+
+def _vs_libcachesim(ctx, eviction: str) -> dict:
+    peers.require()
+    trace = ctx.trace(MODEL)
+    call, sched = _call(trace, "on-demand", eviction, SLOTS)
+    accesses = sched.accesses
+    ctx.log(f"{eviction}: compiling or loading the kernel")
+    fastsim_hits = int(call()[0][0])
+    path = ctx.file(f"{MODEL}-{ctx.tokens}.oracleGeneral.bin", lambda p: peers.write_oracle_general(p, peers.key_stream(trace)))
+    n = path.stat().st_size // peers.ORACLE_GENERAL.itemsize
+    fs_times, lc_times = [], []
+    lc_hits = -1
+    for i in range(ctx.repeat):
+        ctx.log(f"{eviction}-vs-libcachesim: run {i + 1} of {ctx.repeat}")
+        seconds, _ = timed(call)
+        fs_times.append(seconds)
+        cache = peers.make_cache(eviction, SLOTS, trace.num_layers * trace.num_experts)
+        rd = peers.reader(path)
+        seconds, (miss_ratio, _) = timed(lambda: cache.process_trace(rd))
+        lc_times.append(seconds)
+        lc_hits = int(round((1.0 - miss_ratio) * n))
+    fs_s, lc_s = median(fs_times), median(lc_times)
+    return {
+        "fastsim_per_s": accesses / fs_s,
+        "baseline": f"libCacheSim {eviction.upper()}",
+        "baseline_per_s": n / lc_s,
+        "ratio": (accesses / fs_s) / (n / lc_s),
+        "unit": "accesses/s",
+        "fastsim_s": fs_s,
+        "baseline_s": lc_s,
+        "accesses": accesses,
+        "cache_slots": SLOTS,
+        "fastsim_hits": fastsim_hits,
+        "baseline_hits": lc_hits,
+        "hits_agree": fastsim_hits == lc_hits and accesses == n,
+    }
+
+
+@register_case("fifo-vs-libcachesim", "on-demand FIFO replay (general core) of the LRU case's trace vs libCacheSim FIFO",
+               target="ratio >= 3")
+def fifo_vs_libcachesim(ctx) -> dict:
+    return _vs_libcachesim(ctx, "fifo")
+
+
+@register_case("lfu-vs-libcachesim", "on-demand LFU replay (general core) of the LRU case's trace vs libCacheSim LFU",
+               target="ratio >= 3")
+def lfu_vs_libcachesim(ctx) -> dict:
+    return _vs_libcachesim(ctx, "lfu")
+
+
+def _policy_trace(ctx):
+    trace = ctx.trace(POLICY_TRACE, max(400, ctx.tokens // POLICY_DIVISOR))
+    if trace.scores is None:
+        import fastsim
+
+        rng = np.random.default_rng(0)
+        scores = rng.random(trace.experts.shape).astype(np.float32)
+        trace = fastsim.Trace.from_arrays(
+            trace.experts, trace.num_experts, trace.sequence_lengths, scores=scores, model=trace.model,
+            source=f"{trace.source} with seeded random router weights",
+        )
+    return trace
+
+
+def _policy_case(ctx, policy: str) -> dict:
+    trace = _policy_trace(ctx)
+    call, sched = _call(trace, "top-k", policy, POLICY_SLOTS, POLICY_BATCH, POLICY_HARDWARE)
+    base, _ = _call(trace, "top-k", "lru", POLICY_SLOTS, POLICY_BATCH, POLICY_HARDWARE)
+    ctx.log(f"eviction-{policy}: compiling or loading the kernels")
+    hits = int(call()[0][0])
+    base_hits = int(base()[0][0])
+    p_times, b_times = [], []
+    for i in range(ctx.repeat):
+        ctx.log(f"eviction-{policy}: run {i + 1} of {ctx.repeat}")
+        p_times.append(timed(call)[0])
+        b_times.append(timed(base)[0])
+    p_s, b_s = median(p_times), median(b_times)
+    accesses = sched.accesses
+    return {
+        "fastsim_per_s": accesses / p_s,
+        "baseline": "fastsim lru (same core, strategy, trace and cache)",
+        "baseline_per_s": accesses / b_s,
+        "ratio": b_s / p_s,
+        "unit": "accesses/s",
+        "fastsim_s": p_s,
+        "baseline_s": b_s,
+        "accesses": accesses,
+        "tokens": trace.num_tokens,
+        "cache_slots": POLICY_SLOTS,
+        "batch_size": POLICY_BATCH,
+        "hit_rate": hits / accesses if accesses else 0.0,
+        "lru_hit_rate": base_hits / accesses if accesses else 0.0,
+    }
+
+
+def _register(policy: str) -> None:
+    @register_case(
+        f"eviction-{policy}",
+        f"top-k on a generated {POLICY_TRACE} trace, batch {POLICY_BATCH}, {POLICY_SLOTS} slots: "
+        f"{policy} eviction vs lru through the same core",
+        target="ratio >= 0.33",
+    )
+    def case(ctx) -> dict:
+        return _policy_case(ctx, policy)
+
+
+for _module in BUILTIN_MODULES:
+    _register(_module.replace("_", "-"))

@@ -1,0 +1,343 @@
+"""Sweep axes: caches, evictions, cache partitions, pins, pin profiles and prefetch caps.
+
+Each axis has a *normaliser* that turns one value as a user writes it into its canonical,
+hashable form and raises ``ValueError`` with the reason; the spec reader adds the key and line
+(:class:`~fastsim.errors.SpecError`), :func:`fastsim.replay_many` the configuration's index
+(:class:`~fastsim.errors.ConfigError`). The ``*_axis`` functions read a whole axis of a spec
+(a value or a list of values) with a reader that names key and line.
+
+Canonical forms (two values that replay the same give the same form, so configurations dedupe):
+
+- eviction: :class:`EvictionChoice`, the policy's registered name and its parameters with the
+  defaults filled in;
+- cache partition: ``"global"``, ``"per-layer"`` or a tuple of ``L`` integers;
+- pinned: ``None`` (no pins; a count of 0 and an empty list are this), a count ``N > 0``, or a
+  sorted tuple of keys;
+- pin profile: a float in ``(0, 1]``; only a count uses it, so it is 1.0 for every other pin
+  request (set by :func:`fastsim.sweep.grid.make_config`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import FastsimError
+from ..eviction import get_eviction
+
+__all__ = [
+    "WORKING_SET", "GLOBAL", "PER_LAYER", "CacheRequest", "EvictionChoice", "parse_cache", "eviction_choice",
+    "partition_value", "pinned_value", "pin_profile_value", "partition_label", "pin_request_label",
+    "eviction_params_label",
+]
+
+WORKING_SET = "working-set"
+GLOBAL = "global"
+PER_LAYER = "per-layer"
+_UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "tb": 10**12, "gib": 2**30, "mib": 2**20, "b": 1}
+
+
+def _show(value) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------------- caches
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    """A cache size as asked for: ``kind`` is ``"working-set"``, ``"slots"`` or ``"bytes"``."""
+
+    kind: str
+    value: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The request as :func:`fastsim.replay.resolve_config` names it (``cache_request``)."""
+        if self.kind == WORKING_SET:
+            return WORKING_SET
+        return f"{self.value} {self.kind}"
+
+    def replay_kwargs(self) -> dict[str, Any]:
+        if self.kind == "bytes":
+            return {"cache_bytes": self.value}
+        return {"cache_slots": WORKING_SET if self.kind == WORKING_SET else self.value}
+
+
+def parse_cache(value, where=None) -> CacheRequest:
+    """``"working-set"``, an integer (slots), ``"64 slots"``, or a size such as ``"1.5GB"``.
+
+    Raises ``ValueError`` with the reason (the caller adds the key).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a cache of {value} slots is negative")
+        return CacheRequest("slots", value)
+    if isinstance(value, float):
+        raise ValueError(
+            f"got the bare number {value!r}: write an integer number of slots or a size with its "
+            f"unit, such as '{value}GB'"
+        )
+    if not isinstance(value, str):
+        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
+    text = value.strip().lower().replace("_", "")
+    if text == WORKING_SET:
+        return CacheRequest(WORKING_SET)
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+    unit = text[len(number):].strip()
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"cannot read {value!r}: expected 'working-set', '64 slots' or a size like '2GB'") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"cache size {value!r} must be a finite size >= 0")
+    if unit in ("slot", "slots"):
+        if amount != int(amount):
+            raise ValueError(f"a number of slots must be an integer, got {value!r}")
+        return CacheRequest("slots", int(amount))
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {value!r}: expected GB, MB, KB, TB, GiB, MiB, B or slots")
+    return CacheRequest("bytes", int(round(amount * _UNITS[unit])))
+
+
+# ------------------------------------------------------------------------------ evictions
+
+
+@dataclass(frozen=True)
+class EvictionChoice:
+    """An eviction policy with its parameters: ``params`` holds ``(name, float)`` pairs in the
+    policy's parameter order, defaults filled in (empty for a policy without parameters)."""
+
+    name: str
+    params: tuple = ()
+
+    def param_dict(self) -> dict[str, float]:
+        return dict(self.params)
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={v:g}' for k, v in self.params)})"
+
+
+def eviction_choice(name, params=None) -> EvictionChoice:
+    """A registered policy name and a mapping of its parameters, validated against the policy."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"expected an eviction policy name, got {_show(name)}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ValueError(f"eviction parameters must be a table of values, got {_show(params)}")
+    try:
+        policy = get_eviction(name)
+    except FastsimError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        values = policy.resolve(dict(params or {}))
+    except FastsimError as exc:
+        raise ValueError(str(exc)) from None
+    return EvictionChoice(policy.name, tuple((p.name, float(v)) for p, v in zip(policy.params, values)))
+
+
+def eviction_params_label(params: tuple) -> str:
+    """The ``eviction_params`` column: the parameters as a JSON object (``"{}"`` for none)."""
+    return json.dumps({k: _num(v) for k, v in params}, sort_keys=True)
+
+
+def _num(v: float):
+    return int(v) if float(v).is_integer() and abs(v) < 2**53 else v
+
+
+# ------------------------------------------------------------------------- organisation
+
+
+def partition_value(value):
+    """``"global"``, ``"per-layer"`` or a non-empty list of integers >= 0 (one per layer; the
+    length is checked against the model separately)."""
+    if isinstance(value, str):
+        if value in (GLOBAL, PER_LAYER):
+            return value
+        raise ValueError(f"expected 'global', 'per-layer' or a list of slot counts (one per layer), got {value!r}")
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("a cache partition list needs one size per layer, got an empty list")
+        for v in value:
+            if not _is_int(v) or v < 0:
+                raise ValueError(f"a cache partition list holds integers >= 0 (one per layer), got {_show(v)}")
+        return tuple(int(v) for v in value)
+    raise ValueError(f"expected 'global', 'per-layer' or a list of slot counts (one per layer), got {_show(value)}")
+
+
+def pinned_value(value):
+    """``None``, a count ``>= 0`` or a list of distinct keys ``>= 0`` (``layer * E + expert``)."""
+    if value is None:
+        return None
+    if _is_int(value):
+        if value < 0:
+            raise ValueError(f"a pinned count must be >= 0, got {value}")
+        return int(value) or None
+    if isinstance(value, (list, tuple)):
+        for k in value:
+            if not _is_int(k) or k < 0:
+                raise ValueError(f"pinned keys are integers >= 0 (layer * num_experts + expert), got {_show(k)}")
+        if len(set(value)) != len(value):
+            dup = next(k for k in value if list(value).count(k) > 1)
+            raise ValueError(f"pinned key {dup} is listed twice")
+        return tuple(sorted(int(k) for k in value)) or None
+    raise ValueError(f"expected a count of keys to pin or a list of keys, got {_show(value)}")
+
+
+def pin_profile_value(value) -> float:
+    """A fraction of the trace's tokens in ``(0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"pin_profile must be a fraction in (0, 1], got {_show(value)}")
+    v = float(value)
+    if not math.isfinite(v) or not 0.0 < v <= 1.0:
+        raise ValueError(f"pin_profile must be a fraction in (0, 1], got {value!r}")
+    return v
+
+
+def partition_label(partition) -> str:
+    """The ``cache_partition`` column: ``"global"``, ``"per-layer"`` or the JSON list."""
+    return partition if isinstance(partition, str) else json.dumps(list(partition))
+
+
+def pin_request_label(pinned, pin_profile: float) -> str:
+    """The ``pin_request`` column: ``"none"``, ``"top N over F of the trace"`` (as
+    :func:`fastsim.replay.resolve_config` names it) or ``"keys [..]"``."""
+    if pinned is None:
+        return "none"
+    if isinstance(pinned, int):
+        return f"top {pinned} over {pin_profile:g} of the trace"
+    return f"keys {json.dumps(list(pinned))}"
+
+
+def check_shape(partition, pinned, num_layers: int, num_experts: int) -> None:
+    """A partition list must have one entry per layer, pinned keys must lie in ``[0, L * E)``."""
+    if isinstance(partition, tuple) and len(partition) != num_layers:
+        raise ValueError(
+            f"a cache partition list needs {num_layers} sizes (one per layer), got {len(partition)}"
+        )
+    if isinstance(pinned, tuple):
+        bad = [k for k in pinned if k >= num_layers * num_experts]
+        if bad:
+            raise ValueError(
+                f"pinned key {bad[0]} is out of range: keys are layer * {num_experts} + expert, below "
+                f"{num_layers * num_experts}"
+            )
+
+
+# ------------------------------------------------------------------------ spec axes
+# ``r`` is the spec reader: ``r.fail(path, message)`` builds a SpecError, ``r.as_list`` reads
+# a value or a list of values.
+
+
+def _where(value, path, i):
+    return tuple(path) + (i,) if isinstance(value, list) else tuple(path)
+
+
+def caches_axis(value, path, r) -> tuple[CacheRequest, ...]:
+    out = []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            out.append(parse_cache(v))
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+    return tuple(dict.fromkeys(out))
+
+
+def evictions_axis(value, path, r) -> tuple[EvictionChoice, ...]:
+    """Policy names, or tables ``{name = ..., PARAM = value or [values]}`` (their product)."""
+    import itertools
+
+    out = []
+    for i, v in enumerate(r.as_list(value, path)):
+        where = _where(value, path, i)
+        if isinstance(v, Mapping):
+            if "name" not in v:
+                raise r.fail(where, "an eviction table needs 'name' (a registered policy) and its parameters")
+            try:
+                eviction_choice(v["name"])
+            except ValueError as exc:
+                raise r.fail(where + ("name",), str(exc)) from None
+            keys = [k for k in v if k != "name"]
+            lists = []
+            for k in keys:
+                values = r.as_list(v[k], where + (k,))
+                for j, x in enumerate(values):
+                    try:
+                        eviction_choice(v["name"], {k: x})
+                    except ValueError as exc:
+                        raise r.fail(_where(v[k], where + (k,), j), str(exc)) from None
+                lists.append(values)
+            for combo in itertools.product(*lists):
+                out.append(eviction_choice(v["name"], dict(zip(keys, combo))))
+        else:
+            try:
+                out.append(eviction_choice(v))
+            except ValueError as exc:
+                raise r.fail(where, str(exc)) from None
+    return tuple(dict.fromkeys(out))
+
+
+def max_loads_axis(value, path, r) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    for i, v in enumerate(r.as_list(value, path)):
+        if v == "none":
+            out.append(None)
+        elif _is_int(v) and v >= 0:
+            out.append(v)
+        else:
+            raise r.fail(_where(value, path, i), f"expected an integer >= 0 or 'none' (no cap), got {_show(v)}")
+    return tuple(dict.fromkeys(out))
+
+
+def partitions_axis(value, path, r) -> tuple:
+    """``"global"``, ``"per-layer"`` and lists of per-layer sizes; returns ``(values, lists)``
+    where ``lists`` holds ``(path, tuple)`` of each list entry for the shape check."""
+    if isinstance(value, list) and value and all(_is_int(v) for v in value):
+        raise r.fail(
+            path, f"got a list of numbers: write one list partition as {path[-1]} = [{json.dumps(value)}] "
+                  "(each entry is 'global', 'per-layer' or a list of sizes)"
+        )
+    out, lists = [], []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            p = partition_value(v)
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+        out.append(p)
+        if isinstance(p, tuple):
+            lists.append((_where(value, path, i), p))
+    return tuple(dict.fromkeys(out)), lists
+
+
+def pinned_axis(value, path, r) -> tuple:
+    """Counts, lists of keys and ``"none"``; returns ``(values, lists)`` as :func:`partitions_axis`."""
+    out, lists = [], []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            p = None if v == "none" else pinned_value(v)
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+        out.append(p)
+        if isinstance(p, tuple):
+            lists.append((_where(value, path, i), p))
+    return tuple(dict.fromkeys(out)), lists
+
+
+def pin_profiles_axis(value, path, r) -> tuple[float, ...]:
+    out = []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            out.append(pin_profile_value(v))
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+    return tuple(dict.fromkeys(out))

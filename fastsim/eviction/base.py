@@ -29,11 +29,10 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ..timeline.evict import heap_down, heap_push, heap_remove, heap_up
 
 __all__ = [
     "Hooks", "eligibility", "NOT_ELIGIBLE", "SETTLED", "IN_FLIGHT",
-    "heap_init", "heap_insert", "heap_delete", "heap_raised", "heap_lowered", "heap_victim",
+    "HEAP_ROWS", "H_PRIO", "H_MEMBER", "heap_state", "heap_insert", "heap_delete", "heap_set", "heap_victim",
     "members_init", "members_add", "members_drop", "scan_victim",
     "no_load", "no_access", "no_position", "no_step", "no_evict", "never_keep",
 ]
@@ -91,60 +90,141 @@ def never_keep(state, victim, key):
 
 
 # ---- a max-heap per partition over a per-key int64 priority (larger evicted first) ------------
+#
+# The whole order lives in one int64 array ``st`` of shape (HEAP_ROWS + extra, L * E + 1), so a
+# policy's state is that one array, passed as it is to every hook: numba then adds no reference
+# counting per call (a tuple of arrays handed to non-inlined helpers cost 5-10x, measured).
+# Rows: the heaps of all partitions side by side (partition q from ``st[H_OFF, q]``), each key's
+# position in its heap, the priority, membership, a scratch row, and per-partition sizes and
+# offsets. A policy may add rows of its own after ``HEAP_ROWS``.
 
-@njit(nogil=True, inline="always")
-def heap_init(part_off, num_keys):
-    """``(heap, hpos, size, spill)``: partition ``q``'s heap is ``heap[part_off[q]:part_off[q+1]]``."""
-    return (np.empty(num_keys, np.int64), np.zeros(num_keys, np.int64),
-            np.zeros(part_off.shape[0] - 1, np.int64), np.empty(num_keys, np.int64))
-
-
-@njit(nogil=True, inline="always")
-def heap_insert(heap, hpos, size, part_off, prio, key, part):
-    size[part] = heap_push(heap, hpos, prio, key, size[part], part_off[part])
-
-
-@njit(nogil=True, inline="always")
-def heap_delete(heap, hpos, size, part_off, prio, key, part):
-    size[part] = heap_remove(heap, hpos, prio, key, size[part], part_off[part])
+H_HEAP, H_POS, H_PRIO, H_MEMBER, H_SPILL, H_SIZE, H_OFF = 0, 1, 2, 3, 4, 5, 6
+HEAP_ROWS = 7
 
 
 @njit(nogil=True, inline="always")
-def heap_raised(heap, hpos, part_off, prio, key, part):
-    """``prio[key]`` grew: the key moves towards the top (evicted sooner)."""
-    heap_up(heap, hpos, prio, hpos[key], part_off[part])
+def heap_state(part_off, num_keys, extra_rows):
+    """A zeroed heap state with ``extra_rows`` rows for the policy after :data:`HEAP_ROWS`."""
+    st = np.zeros((HEAP_ROWS + extra_rows, num_keys + 1), np.int64)
+    for q in range(part_off.shape[0]):
+        st[H_OFF, q] = part_off[q]
+    return st
 
 
 @njit(nogil=True, inline="always")
-def heap_lowered(heap, hpos, size, part_off, prio, key, part):
-    """``prio[key]`` shrank: the key sinks (evicted later)."""
-    heap_down(heap, hpos, prio, hpos[key], size[part], part_off[part])
+def _first(st, a, b):
+    """Whether ``a`` leaves before ``b``: larger priority, then the lower key."""
+    pa = st[H_PRIO, a]
+    pb = st[H_PRIO, b]
+    return pa > pb or (pa == pb and a < b)
 
 
-@njit(nogil=True)
-def heap_victim(heap, hpos, size, spill, part_off, prio, part, ctx, allow_in_flight):
+@njit(nogil=True, inline="always")
+def _sift_up(st, i, off):
+    key = st[H_HEAP, off + i]
+    while i > 0:
+        parent = (i - 1) >> 2
+        pk = st[H_HEAP, off + parent]
+        if not _first(st, key, pk):
+            break
+        st[H_HEAP, off + i] = pk
+        st[H_POS, pk] = i
+        i = parent
+    st[H_HEAP, off + i] = key
+    st[H_POS, key] = i
+
+
+@njit(nogil=True, inline="always")
+def _sift_down(st, i, size, off):
+    key = st[H_HEAP, off + i]
+    while True:
+        c = 4 * i + 1
+        if c >= size:
+            break
+        best = c
+        end = c + 4 if c + 4 < size else size
+        for d in range(c + 1, end):
+            if _first(st, st[H_HEAP, off + d], st[H_HEAP, off + best]):
+                best = d
+        bk = st[H_HEAP, off + best]
+        if not _first(st, bk, key):
+            break
+        st[H_HEAP, off + i] = bk
+        st[H_POS, bk] = i
+        i = best
+    st[H_HEAP, off + i] = key
+    st[H_POS, key] = i
+
+
+@njit(nogil=True, inline="always")
+def _push(st, key, part):
+    off = st[H_OFF, part]
+    size = st[H_SIZE, part]
+    st[H_HEAP, off + size] = key
+    _sift_up(st, size, off)
+    st[H_SIZE, part] = size + 1
+
+
+@njit(nogil=True, inline="always")
+def _remove(st, key, part):
+    off = st[H_OFF, part]
+    size = st[H_SIZE, part] - 1
+    i = st[H_POS, key]
+    if i < size:
+        last = st[H_HEAP, off + size]
+        st[H_HEAP, off + i] = last
+        st[H_POS, last] = i
+        _sift_down(st, i, size, off)
+        _sift_up(st, st[H_POS, last], off)
+    st[H_SIZE, part] = size
+
+
+@njit(nogil=True, inline="always")
+def heap_insert(st, key, part):
+    """Add ``key`` (its priority already in ``st[H_PRIO, key]``)."""
+    _push(st, key, part)
+    st[H_MEMBER, key] = 1
+
+
+@njit(nogil=True, inline="always")
+def heap_delete(st, key, part):
+    _remove(st, key, part)
+    st[H_MEMBER, key] = 0
+
+
+@njit(nogil=True, inline="always")
+def heap_set(st, key, part, prio):
+    """Change a member's priority and restore the order."""
+    old = st[H_PRIO, key]
+    st[H_PRIO, key] = prio
+    if prio > old:
+        _sift_up(st, st[H_POS, key], st[H_OFF, part])
+    elif prio < old:
+        _sift_down(st, st[H_POS, key], st[H_SIZE, part], st[H_OFF, part])
+
+
+@njit(nogil=True, inline="always")
+def heap_victim(st, part, ctx, allow_in_flight):
     """The first key in heap order that :func:`eligibility` allows (settled; else, with
     ``allow_in_flight``, the first in flight), or -1. Ineligible tops are popped, then pushed back,
-    so the heap is unchanged."""
-    off = part_off[part]
-    n = size[part]
+    so the order is unchanged."""
+    off = st[H_OFF, part]
     n_spill = 0
     victim = -1
     fallback = -1
-    while n > 0:
-        top = heap[off]
+    while st[H_SIZE, part] > 0:
+        top = st[H_HEAP, off]
         e = eligibility(top, ctx)
         if e == SETTLED:
             victim = top
             break
         if e == IN_FLIGHT and allow_in_flight and fallback < 0:
             fallback = top
-        spill[n_spill] = top
+        st[H_SPILL, n_spill] = top
         n_spill += 1
-        n = heap_remove(heap, hpos, prio, top, n, off)
+        _remove(st, top, part)
     for i in range(n_spill):
-        n = heap_push(heap, hpos, prio, spill[i], n, off)
-    size[part] = n
+        _push(st, st[H_SPILL, i], part)
     return victim if victim >= 0 else fallback
 
 

@@ -1,68 +1,68 @@
 """``belady``: evict the key whose next demand use is farthest (SPEC section 3).
 
 Next uses come from the schedule (``r_next`` per entry, ``key_first`` per key). Each partition
-keeps its resident keys in a 4-ary max-heap by next use, ties to the lower key. Keys of the
-current ``R`` move to their next use only after the position's prefetch: until then they rank
-nearest, which is harmless because they may not be evicted anyway.
+keeps its resident keys in a 4-ary max-heap by next use, ties to the lower key
+(:func:`~fastsim.eviction.base.heap_state`). Keys of the current ``R`` move to their next use only
+after the position's prefetch: until then they rank nearest, which is harmless because they may
+not be evicted anyway.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._jit import kernel
-from .base import Hooks, heap_delete, heap_init, heap_insert, heap_raised, heap_victim, no_access, no_position, no_step
+from .base import (
+    H_MEMBER, H_PRIO, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, no_access, no_position,
+    no_step,
+)
 
 __all__ = ["HOOKS"]
+
+_PART = 7  # extra row: the partition of each layer
+_SHAPE = 8  # extra row: [num_layers, num_experts]
 
 
 @kernel(inline="always")
 def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
     num_keys = num_layers * num_experts
-    heap, hpos, size, spill = heap_init(part_off, num_keys)
-    key_next = sched.key_first.copy()
-    member = np.zeros(num_keys, np.uint8)
-    return heap, hpos, size, spill, part_off, key_next, member, part_of_layer, np.int64(num_experts)
+    st = heap_state(part_off, num_keys, 2)
+    st[H_PRIO, :num_keys] = sched.key_first  # a key's next use, for members and others alike
+    st[_PART, :num_layers] = part_of_layer
+    st[_SHAPE, 0] = num_layers
+    st[_SHAPE, 1] = num_experts
+    return st
 
 
 @kernel(inline="always")
-def on_load(state, key, part, tick, demand):
-    heap_insert(state[0], state[1], state[2], state[4], state[5], key, part)
-    state[6][key] = 1
+def on_load(st, key, part, tick, demand):
+    heap_insert(st, key, part)
 
 
 @kernel(inline="always")
-def after_position(state, sched, p, l, lo, hi):
-    heap = state[0]
-    hpos = state[1]
-    part_off = state[4]
-    key_next = state[5]
-    member = state[6]
-    base = l * state[8]
-    part = state[7][l]
+def after_position(st, sched, p, l, lo, hi):
+    base = l * st[_SHAPE, 1]
+    part = st[_PART, l]
     for j in range(lo, hi):
         key = base + sched.r_experts[j]
         # a demand moves the key's next use later: it can only rise in the heap
-        key_next[key] = sched.r_next[j]
-        if member[key]:
-            heap_raised(heap, hpos, part_off, key_next, key, part)
+        if st[H_MEMBER, key]:
+            heap_set(st, key, part, sched.r_next[j])
+        else:
+            st[H_PRIO, key] = sched.r_next[j]
 
 
 @kernel(inline="always")
-def victim(state, part, ctx, allow_in_flight, tick):
-    return heap_victim(state[0], state[1], state[2], state[3], state[4], state[5], part, ctx, allow_in_flight)
+def victim(st, part, ctx, allow_in_flight, tick):
+    return heap_victim(st, part, ctx, allow_in_flight)
 
 
 @kernel(inline="always")
-def on_evict(state, key, part):
-    heap_delete(state[0], state[1], state[2], state[4], state[5], key, part)
-    state[6][key] = 0
+def on_evict(st, key, part):
+    heap_delete(st, key, part)
 
 
 @kernel(inline="always")
-def keep(state, victim, key):
+def keep(st, victim, key):
     """The victim is needed before the wanted key: keep it and skip the wanted key."""
-    key_next = state[5]
-    return key_next[victim] < key_next[key]
+    return st[H_PRIO, victim] < st[H_PRIO, key]
 
 
 HOOKS = Hooks(init, on_load, no_access, no_access, no_position, after_position, no_step, victim, on_evict, keep)

@@ -12,56 +12,47 @@ import numpy as np
 
 from .._jit import kernel
 from .base import (
-    Hooks, heap_delete, heap_init, heap_insert, heap_lowered, heap_victim, never_keep, no_position, no_step,
+    HEAP_ROWS, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, never_keep, no_position,
+    no_step, H_PRIO,
 )
 
 __all__ = ["HOOKS"]
 
 _SHIFT = np.int64(1) << np.int64(40)
+_COUNT = HEAP_ROWS  # extra row: demand accesses since load
 
 
 @kernel(inline="always")
 def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
-    num_keys = num_layers * num_experts
-    heap, hpos, size, spill = heap_init(part_off, num_keys)
-    prio = np.zeros(num_keys, np.int64)
-    count = np.zeros(num_keys, np.int64)
-    return heap, hpos, size, spill, part_off, prio, count
+    return heap_state(part_off, num_layers * num_experts, 1)
 
 
 @kernel(inline="always")
-def on_load(state, key, part, tick, demand):
-    heap, hpos, size, spill, part_off, prio, count = state
-    count[key] = 1 if demand else 0
-    prio[key] = -(count[key] * _SHIFT + tick)
-    heap_insert(heap, hpos, size, part_off, prio, key, part)
+def on_load(st, key, part, tick, demand):
+    st[_COUNT, key] = 1 if demand else 0
+    st[H_PRIO, key] = -(st[_COUNT, key] * _SHIFT + tick)
+    heap_insert(st, key, part)
 
 
 @kernel(inline="always")
-def on_access(state, key, part, tick):
-    heap, hpos, size, spill, part_off, prio, count = state
-    count[key] += 1
-    prio[key] = -(count[key] * _SHIFT + tick)
-    heap_lowered(heap, hpos, size, part_off, prio, key, part)
+def on_access(st, key, part, tick):
+    st[_COUNT, key] += 1
+    heap_set(st, key, part, -(st[_COUNT, key] * _SHIFT + tick))
 
 
 @kernel(inline="always")
-def on_refresh(state, key, part, tick):
-    heap, hpos, size, spill, part_off, prio, count = state
-    prio[key] = -(count[key] * _SHIFT + tick)
-    heap_lowered(heap, hpos, size, part_off, prio, key, part)
+def on_refresh(st, key, part, tick):
+    heap_set(st, key, part, -(st[_COUNT, key] * _SHIFT + tick))
 
 
 @kernel(inline="always")
-def victim(state, part, ctx, allow_in_flight, tick):
-    heap, hpos, size, spill, part_off, prio, count = state
-    return heap_victim(heap, hpos, size, spill, part_off, prio, part, ctx, allow_in_flight)
+def victim(st, part, ctx, allow_in_flight, tick):
+    return heap_victim(st, part, ctx, allow_in_flight)
 
 
 @kernel(inline="always")
-def on_evict(state, key, part):
-    heap, hpos, size, spill, part_off, prio, count = state
-    heap_delete(heap, hpos, size, part_off, prio, key, part)
+def on_evict(st, key, part):
+    heap_delete(st, key, part)
 
 
 HOOKS = Hooks(init, on_load, on_access, on_refresh, no_position, no_position, no_step, victim, on_evict, never_keep)

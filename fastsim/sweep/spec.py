@@ -426,7 +426,7 @@ def _traces(raw: dict, r: _Reader) -> tuple[TraceSpec, ...]:
 def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSpec:
     from ..trace import generate
 
-    allowed = {"name", "model", "tokens", "sequences", "seed", "preset"} | set(generate.DEFAULT_PARAMS)
+    allowed = {"name", "model", "tokens", "sequences", "seed", "preset", "router_scores"} | set(generate.DEFAULT_PARAMS)
     r.check_keys(entry, allowed, path, "a generated trace")
     preset = entry.get("preset")
     if preset is not None:
@@ -455,6 +455,11 @@ def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSp
     if seed is not None:
         seed = r.integer(seed, path + ("seed",), 0)
     params = {k: v for k, v in entry.items() if k in generate.DEFAULT_PARAMS}
+    if entry.get("router_scores") is not None:
+        if not isinstance(entry["router_scores"], bool):
+            raise r.fail(path + ("router_scores",), f"expected true or false, got {_show(entry['router_scores'])}")
+        if entry["router_scores"]:
+            params["router_scores"] = True
     if preset is not None:
         params["preset"] = preset
     try:

@@ -150,6 +150,7 @@ def generate_trace(
     length_mean: float | None = None,
     length_sigma: float | None = None,
     weights: Sequence[float] | None = None,
+    router_scores: bool = False,
 ) -> Trace:
     """Generate a synthetic routing trace.
 
@@ -190,6 +191,12 @@ def generate_trace(
     weights : sequence of float, optional
         Popularity by rank, ``E`` non-negative numbers with a positive sum, instead of the Zipf
         curve (see :func:`tiered_weights`).
+    router_scores : bool
+        Also give the trace synthetic router weights (``scores``), for policies that read them
+        (``score-aware``): per token and layer, the ``K`` chosen experts' shares of a flat
+        Dirichlet over ``K + 1`` parts (the last standing for the unchosen experts), best first.
+        They come from their own random stream, so the routing is the same with or without them.
+        An assumed distribution, not a measured one.
 
     Returns
     -------
@@ -204,6 +211,8 @@ def generate_trace(
         "length_sigma": length_sigma, "weights": weights,
     }
     params = {k: v for k, v in given.items() if v is not None}
+    if router_scores:
+        params["router_scores"] = True
     return generate_from_params(model, tokens, sequences, seed, params, preset=preset)
 
 
@@ -230,7 +239,11 @@ def generate_from_params(model, tokens: int, sequences: int | None = None, seed:
             f"{shape[1]} experts, top-{shape[2]}; model {name or model!r} has "
             f"{num_layers} layers, {num_experts} experts, top-{top_k}"
         )
-    p = _checked_params({**base, **(params or {})}, num_layers)
+    params = dict(params or {})
+    router_scores = params.pop("router_scores", False)
+    if not isinstance(router_scores, (bool, np.bool_)):
+        raise TraceError(f"generate: router_scores must be true or false, got {router_scores!r}")
+    p = _checked_params({**base, **params}, num_layers)
     tokens = _checked_int("tokens", tokens, 0)
     if sequences is None:
         mean = p["length_mean"]
@@ -273,10 +286,24 @@ def generate_from_params(model, tokens: int, sequences: int | None = None, seed:
             "sequences": sequences,
             "seed": seed,
             **p,
+            **({"router_scores": True} if router_scores else {}),
         },
         sort_keys=True,
     )
-    return Trace._trusted(experts, seq_lengths, num_experts, model=name, source=source)
+    scores = _router_scores(experts, seed) if router_scores else None
+    return Trace._trusted(experts, seq_lengths, num_experts, model=name, source=source, scores=scores)
+
+
+def _router_scores(experts: np.ndarray, seed: int) -> np.ndarray:
+    """Synthetic router weights for ``experts`` (see :func:`generate_trace`), from a stream of
+    their own so that drawing them leaves the routing unchanged."""
+    rng = np.random.Generator(np.random.PCG64([seed, 0x5C0E5]))
+    tokens, layers, top_k = experts.shape
+    parts = rng.gamma(1.0, size=(tokens, layers, top_k + 1))
+    shares = parts[..., :top_k] / parts.sum(axis=-1, keepdims=True)
+    shares = -np.sort(-shares, axis=-1)  # best first
+    shares[experts < 0] = 0.0
+    return shares.astype(np.float32)
 
 
 def popularity(num_experts: int, num_layers: int, zipf_s, zipf_q: float = 0.0,

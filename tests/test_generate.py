@@ -316,3 +316,19 @@ def test_explicit_weights_replace_the_zipf_curve():
     trace = generate_trace((1, 4, 1), 40_000, seed=6, reuse=0.0, zipf_s=5.0, weights=[3, 1, 0, 0])
     shares = np.sort(use_shares(trace, 0))[::-1]
     np.testing.assert_allclose(shares, [0.75, 0.25, 0.0, 0.0], atol=0.01)
+
+
+def test_router_scores_leave_the_routing_unchanged():
+    from fastsim.trace.generate import generate_trace
+
+    plain = generate_trace(None, 300, preset="mixtral-like", seed=4)
+    scored = generate_trace(None, 300, preset="mixtral-like", seed=4, router_scores=True)
+    assert plain.scores is None
+    np.testing.assert_array_equal(plain.experts, scored.experts)
+    s = scored.scores
+    assert s.shape == scored.experts.shape and s.dtype == np.float32
+    assert (s > 0).all() and (s.sum(axis=-1) < 1).all()  # shares of K + 1 parts
+    assert (np.diff(s, axis=-1) <= 0).all()  # best first
+    assert '"router_scores": true' in scored.source and "router_scores" not in plain.source
+    gaps = generate_trace((2, 8, 2), 50, seed=1, floor=1.0, router_scores=True)
+    assert (gaps.scores[gaps.experts < 0] == 0).all()

@@ -261,7 +261,7 @@ def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool, sc
 
 
 #: Policies the demand-only timelines implement (their ``CFG_EVICTION`` codes).
-DEMAND_ONLY_EVICTIONS = {"lru": 0, "belady": 1}
+DEMAND_ONLY_EVICTIONS = {"lru": 0, "belady": 1, "fifo": 2}
 
 
 def uses_demand_path(cfg: ReplayConfig) -> bool:

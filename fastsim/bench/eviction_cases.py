@@ -3,7 +3,9 @@ against ``lru``'s through the same general core, in one run.
 
 ``fifo-vs-libcachesim`` and ``lfu-vs-libcachesim`` replay the on-demand LRU case's trace and cache
 (a generated ``switch-base-128`` trace, 256 slots, top-1, batch 1: a plain cache over the key
-stream) through the general core, against libCacheSim's C loop over the same stream.
+stream) against libCacheSim's C loop over the same stream: ``fifo`` on the specialised
+demand-only timeline (LRU's list without the move on a hit), ``lfu`` on the demand-only timeline
+that takes any policy.
 ``eviction-<policy>`` replays the top-k strategy (k = 32, its defaults) on a generated
 ``mixtral-8x7b`` trace (top-2, 32 layers) at batch 4 and 96 slots on an ``h100-pcie``, with that policy and with
 ``lru``, alternating; its ratio is the policy's rate over ``lru``'s. Score-aware reads router
@@ -76,13 +78,13 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
     }
 
 
-@register_case("fifo-vs-libcachesim", "on-demand FIFO replay (general core) of the LRU case's trace vs libCacheSim FIFO",
+@register_case("fifo-vs-libcachesim", "on-demand FIFO replay of the LRU case's trace vs libCacheSim FIFO",
                target="ratio >= 3")
 def fifo_vs_libcachesim(ctx) -> dict:
     return _vs_libcachesim(ctx, "fifo")
 
 
-@register_case("lfu-vs-libcachesim", "on-demand LFU replay (general core) of the LRU case's trace vs libCacheSim LFU",
+@register_case("lfu-vs-libcachesim", "on-demand LFU replay of the LRU case's trace vs libCacheSim LFU",
                target="ratio >= 3")
 def lfu_vs_libcachesim(ctx) -> dict:
     return _vs_libcachesim(ctx, "lfu")

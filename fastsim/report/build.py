@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from . import eviction as evmod
 from . import markdown as md
 from . import seed as seedmod
 from .tables import ReportError, check_table, read_results, summarise, table_meta
@@ -190,12 +191,20 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
         contents.append(section.splitlines()[0][3:])
         body += [section, ""]
 
-    overview = md.overview_rows(settings)
+    head, overview, align = md.overview_table(settings)
     if overview and len(overview) > 1:
         contents.append("Best configuration per setting")
-        body += ["## Best configuration per setting", "",
-                 md.table(["trace", "profiles", "batch", "best", "cache", "speedup", "latency ms", "hit rate"],
-                          overview, "lllllrrr"), ""]
+        body += ["## Best configuration per setting", "", md.table(head, overview, align), ""]
+
+    if evmod.has_section(summaries):
+        fig_of = {}
+        if draw:
+            for key, group in evmod.figure_groups(summaries).items():
+                fig_of[key] = rel(evmod.eviction_figure(group, evmod.figure_title(key),
+                                                        fig_dir / f"eviction-{_slug(*key)}.png"))
+        section = evmod.eviction_section(summaries, meta, fig_of, _traces(table))
+        contents.append(evmod.TITLE)
+        body += [section, ""]
 
     for (trace, model, hw), mine in settings.items():
         title = f"Results: `{trace}`, `{model}` on `{hw}`"
@@ -214,7 +223,7 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
             label = f"{strategy}: {py} × {px}, cache {g0.cache_request}, batch {g0.batch_size}"
             if draw:
                 f3 = rel(pl.heatmap_figure(group, px, py, f"{trace}, {model} on {hw}\n{label}",
-                                           fig_dir / f"heat-{_slug(trace, model, hw, strategy, px, py, g0.cache_request, g0.batch_size, g0.eviction)}.png"))
+                                           fig_dir / f"heat-{_slug(trace, model, hw, strategy, px, py, g0.cache_request, g0.batch_size, *_organisation(g0))}.png"))
                 if f3:
                     body += [f"![Speedup over {label}]({f3})", ""]
 
@@ -227,6 +236,16 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
     path = out / REPORT_NAME
     _write_text(path, text)
     return ReportResult(path, figures, skipped, summaries)
+
+
+def _organisation(s) -> list:
+    """The eviction policy, and the partition and pins where they are not the default, for file names."""
+    out = [s.eviction_label]
+    if s.partition_label != "global":
+        out.append(s.partition_label)
+    if s.pins_label != "none":
+        out.append("pins-" + s.pins_label)
+    return out
 
 
 def _seed_bars(pub: seedmod.Published, settings: dict) -> list[tuple]:

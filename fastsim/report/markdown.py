@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import seed as seedmod
-from .tables import Summary
+from .tables import Summary, request_bytes, varying_identity
 
 __all__ = ["table", "ms", "pct", "x", "mb", "results_table", "setup_section", "seed_section", "anchor"]
 
@@ -60,28 +60,66 @@ def _cache_text(s: Summary) -> str:
         return f"working set ({s.cache_slots})" if s.cache_slots is not None else "working set"
     if s.cache_request.endswith(" slots"):
         return f"{s.cache_slots} slots" if s.cache_slots is not None else s.cache_request
-    return f"{s.cache_request.removesuffix(' bytes')} B ({s.cache_slots} slots)"
+    nbytes = request_bytes(s.cache_request)
+    if nbytes is None:
+        return s.cache_request
+    # a cache counted in bytes (per-layer expert sizes) has no slot count; an unresolved one neither
+    if s.cache_slots is None or s.cache_slots == nbytes:
+        return bytes_text(nbytes)
+    return f"{bytes_text(nbytes)} ({s.cache_slots} slots)"
+
+
+def bytes_text(n: int) -> str:
+    """A byte count as the sweep spec would write it: ``12 GB`` (10⁹), ``512 MB`` (10⁶), else bytes."""
+    if n and n % 10**9 == 0:
+        return f"{n // 10**9:,} GB"
+    if n and n % 10**6 == 0:
+        return f"{n // 10**6:,} MB"
+    return f"{n:,} B"
 
 
 def results_table(summaries: list[Summary]) -> str:
     """Per configuration and batch size: latency mean ± std, p95, p99, hit rate, memory, speedup."""
-    extra_ev = len({s.eviction for s in summaries}) > 1
+    vary = varying_identity(summaries)
+    extra_ev = vary["eviction"]
     extra_cap = any(s.max_prefetch_loads is not None for s in summaries)
-    header = ["strategy", "cache"] + (["eviction"] if extra_ev else []) + (["max loads"] if extra_cap else [])
+    header = ["strategy", "cache"] + (["eviction"] if extra_ev else []) + identity_header(vary)
+    header += ["max loads"] if extra_cap else []
     header += ["batch", "latency ms (mean ± std)", "p95 ms", "p99 ms", "hit rate", "memory MB", "speedup", "runs"]
     rows = []
     for s in summaries:
         r = [s.label, _cache_text(s)]
         if extra_ev:
-            r.append(s.eviction)
+            r.append(s.eviction_label)
+        r += identity_cells(s, vary)
         if extra_cap:
             r.append("–" if s.max_prefetch_loads is None else str(s.max_prefetch_loads))
         runs = str(s.runs) + (f" ({s.failed} failed)" if s.failed else "")
         r += [str(s.batch_size), pm(s.latency_mean, s.latency_std), ms(s.latency_p95), ms(s.latency_p99),
               pct(s.hit_rate), mb(s.memory_mb), x(s.speedup), runs]
         rows.append(r)
-    align = "ll" + "l" * extra_ev + "r" * extra_cap + "r" * 8
-    return table(header, rows, align)
+    align = "ll" + "l" * extra_ev + "l" * len(identity_header(vary)) + "r" * extra_cap + "r" * 8
+    out = table(header, rows, align)
+    note = pins_note(summaries)
+    return out + ("\n\n" + note if note else "")
+
+
+def identity_header(vary: dict) -> list[str]:
+    """The ``partition`` and ``pins`` columns, for tables whose configurations differ in them."""
+    return (["partition"] if vary["partition"] else []) + (["pins"] if vary["pins"] else [])
+
+
+def identity_cells(s: Summary, vary: dict) -> list[str]:
+    return ([s.partition_label] if vary["partition"] else []) + ([s.pins_label] if vary["pins"] else [])
+
+
+def pins_note(summaries: list[Summary]) -> str:
+    """What a count of pins means (``docs/model.md``, "Pinning"), when a table holds one."""
+    if not any((s.pin_request or "").startswith("top ") for s in summaries):
+        return ""
+    return ("*Pins:* `top N over F of the trace` pins the N keys demanded most often in the first F of the "
+            "replayed trace's tokens: chosen on the trace itself, so an oracle placement unless F is a prefix "
+            "followed by unseen traffic.")
 
 
 def _source_summary(source: str | None) -> str:
@@ -420,7 +458,8 @@ def heatmap_groups(summaries: list[Summary]) -> list[tuple[str, str, str, list[S
     out = []
     groups: dict[tuple, list[Summary]] = {}
     for s in summaries:
-        groups.setdefault((s.strategy, s.cache_request, s.batch_size, s.eviction, s.max_prefetch_loads), []).append(s)
+        groups.setdefault((s.strategy, s.cache_request, s.batch_size, s.eviction_label, s.partition_label,
+                           s.pins_label, s.max_prefetch_loads), []).append(s)
     for (strategy, *_), group in groups.items():
         names = list(group[0].label_params)
         varying = [k for k in names if len({s.params.get(k) for s in group}) > 1]
@@ -429,8 +468,24 @@ def heatmap_groups(summaries: list[Summary]) -> list[tuple[str, str, str, list[S
     return out
 
 
-def overview_rows(settings: dict) -> list[list[str]]:
-    """The best configuration per setting and batch size (highest mean speedup)."""
+def overview_table(settings: dict) -> tuple[list[str], list[list[str]], str]:
+    """``(header, rows, align)`` of the best-configuration table; eviction, partition and pins
+    columns join it when the table's configurations differ in them."""
+    all_s = [s for v in settings.values() for s in v]
+    vary = varying_identity(all_s)
+    extra = (["eviction"] if vary["eviction"] else []) + identity_header(vary)
+    header = ["trace", "profiles", "batch", "best", "cache"] + extra + ["speedup", "latency ms", "hit rate"]
+    rows = overview_rows(settings)
+    if extra:
+        best = overview_rows(settings, with_summary=True)
+        rows = [r[:5] + ([b.eviction_label] if vary["eviction"] else []) + identity_cells(b, vary) + r[5:]
+                for r, b in best]
+    return header, rows, "lllll" + "l" * len(extra) + "rrr"
+
+
+def overview_rows(settings: dict, with_summary: bool = False) -> list:
+    """The best configuration per setting and batch size (highest mean speedup); with
+    ``with_summary``, ``(row, summary)`` pairs."""
     rows = []
     for (trace, model, hw), mine in settings.items():
         for b in sorted({s.batch_size for s in mine}):
@@ -438,8 +493,9 @@ def overview_rows(settings: dict) -> list[list[str]]:
             if not cand:
                 continue
             best = max(cand, key=lambda s: s.speedup)
-            rows.append([f"`{trace}`", f"`{model}` on `{hw}`", str(b), best.label, _cache_text(best),
-                         x(best.speedup), ms(best.latency_mean), pct(best.hit_rate)])
+            row = [f"`{trace}`", f"`{model}` on `{hw}`", str(b), best.label, _cache_text(best),
+                   x(best.speedup), ms(best.latency_mean), pct(best.hit_rate)]
+            rows.append((row, best) if with_summary else row)
     return rows
 
 

@@ -73,8 +73,12 @@ def _series(summaries: list[Summary]) -> dict[str, list[Summary]]:
     lines: dict[str, list[Summary]] = {}
     for s in summaries:
         name = s.label if s.cache_request == "working-set" and s.strategy == "on-demand" else f"{s.label}, {s.cache_request}"
-        if s.eviction != "lru":
-            name += f", {s.eviction}"
+        if s.eviction_label != "lru":
+            name += f", {s.eviction_label}"
+        if s.partition_label != "global":
+            name += f", {s.partition_label}"
+        if s.pins_label != "none":
+            name += f", pins {s.pins_label}"
         if s.max_prefetch_loads is not None:
             name += f", max {s.max_prefetch_loads}"
         lines.setdefault(name, []).append(s)

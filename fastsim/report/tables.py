@@ -20,7 +20,8 @@ from ..errors import FastsimError
 
 __all__ = [
     "ReportError", "REQUIRED_COLUMNS", "STRATEGY_ORDER", "Summary", "read_results", "table_meta", "check_table",
-    "summarise", "setting_key", "sort_key", "percentile", "sample_std",
+    "summarise", "setting_key", "sort_key", "percentile", "sample_std", "partition_text", "pins_text",
+    "request_bytes", "varying_identity",
 ]
 
 #: Columns a report needs; a table without one of them is rejected.
@@ -33,6 +34,7 @@ _OPTIONAL = (
     "cache_slots", "max_prefetch_loads", "misses", "prefetch_loads", "prefetch_useful", "stall_s",
     "accesses", "tokens", "steps", "model_num_layers", "model_num_experts", "model_top_k",
     "model_expert_bytes", "trace_source", "seed", "hw_h2d_bytes_per_s", "hw_transfer_latency_s",
+    "cache_partition", "pin_request", "eviction_params", "tokens_per_s",
 )
 #: The seed's strategies first, in its order; others follow alphabetically.
 STRATEGY_ORDER = ("on-demand", "oracle", "multi-look", "top-k", "intelligent")
@@ -79,6 +81,28 @@ class Summary:
     load_ms: float = math.nan  # one expert's load time from the profiles
     errors: list = field(default_factory=list)
     label_params: dict = field(default_factory=dict)  # the parameters that vary for this strategy
+    # cache organisation (SPEC section 6); None where the table has no such column
+    cache_partition: str | None = None  # "global", "per-layer" or a JSON list of sizes
+    pin_request: str | None = None  # "none", "top N over F of the trace", "keys [..]"
+    eviction_params: dict = field(default_factory=dict)
+    tokens_per_s: float = math.nan
+    show_eviction_params: bool = False  # set when the table holds more than one eviction_params value
+
+    @property
+    def eviction_label(self) -> str:
+        """The eviction policy, with its parameters when the table's configurations differ in them."""
+        if not self.show_eviction_params or not self.eviction_params:
+            return self.eviction
+        inner = ", ".join(f"{k}={_fmt_param(v)}" for k, v in self.eviction_params.items())
+        return f"{self.eviction} ({inner})"
+
+    @property
+    def partition_label(self) -> str:
+        return partition_text(self.cache_partition)
+
+    @property
+    def pins_label(self) -> str:
+        return pins_text(self.pin_request)
 
     @property
     def latency_mean(self) -> float:
@@ -107,6 +131,49 @@ class Summary:
             return self.strategy
         inner = ", ".join(f"{k}={_fmt_param(v)}" for k, v in self.label_params.items())
         return f"{self.strategy} ({inner})"
+
+
+def partition_text(partition: str | None) -> str:
+    """``global``, ``per-layer``, or a list of per-layer sizes (long lists shortened, with a hash
+    of the whole list so that two lists never read the same)."""
+    if partition is None:
+        return "global"
+    try:
+        sizes = json.loads(partition)
+    except (json.JSONDecodeError, TypeError):
+        return str(partition)
+    if not isinstance(sizes, list):
+        return str(partition)
+    text = "[" + ", ".join(str(v) for v in sizes) + "]"
+    if len(text) <= 40:
+        return text
+    import hashlib
+
+    digest = hashlib.sha1(partition.encode()).hexdigest()[:6]
+    return "[" + ", ".join(str(v) for v in sizes[:4]) + f", … {len(sizes)} layers, sum {sum(sizes):,}] #{digest}"
+
+
+def pins_text(pin_request: str | None) -> str:
+    """The pin request as a table cell: ``none``, ``top N over F of the trace``, or the keys
+    (long lists shortened, with a hash)."""
+    if pin_request is None:
+        return "none"
+    if len(pin_request) <= 48:
+        return pin_request
+    import hashlib
+
+    digest = hashlib.sha1(pin_request.encode()).hexdigest()[:6]
+    return pin_request[:40] + f"… #{digest}"
+
+
+def request_bytes(cache_request: str) -> int | None:
+    """The byte count of a cache request ``"N bytes"``, else None."""
+    if cache_request.endswith(" bytes"):
+        try:
+            return int(cache_request[: -len(" bytes")])
+        except ValueError:
+            return None
+    return None
 
 
 def _fmt_param(v) -> str:
@@ -142,7 +209,11 @@ def sort_key(s: Summary) -> tuple:
     params = tuple((k, _orderable(v)) for k, v in sorted(s.label_params.items()))
     cache = (0, 0) if s.cache_request == "working-set" else (1, s.cache_slots or 0)
     cap = -1 if s.max_prefetch_loads is None else s.max_prefetch_loads
-    return (rank, s.strategy, params, cache, s.cache_request, s.eviction, cap, s.batch_size)
+    part = s.cache_partition or "global"
+    part_rank = (0 if part == "global" else 1 if part == "per-layer" else 2, part)
+    ev_params = tuple((k, _orderable(v)) for k, v in sorted(s.eviction_params.items()))
+    pins = (0, "") if s.pin_request in (None, "none") else (1, s.pin_request)
+    return (rank, s.strategy, params, cache, s.cache_request, s.eviction, ev_params, part_rank, pins, cap, s.batch_size)
 
 
 def _orderable(v):
@@ -260,6 +331,20 @@ def summarise(table: pa.Table) -> list[Summary]:
             load_ms = 1000.0 * (fixed + get("model_expert_bytes", first) / h2d)
         slots = [get("cache_slots", i) for i in ok]
         slots = [s for s in slots if s is not None]
+        if not slots and not ok:  # every run failed: resolve a byte request as the sweep would have
+            nbytes, eb = request_bytes(str(cols["cache_request"][first])), get("model_expert_bytes", first)
+            if nbytes is not None and eb:
+                slots = [nbytes // int(eb)]
+        ev_params = get("eviction_params", first)
+        try:
+            ev_params = json.loads(ev_params) if ev_params else {}
+        except (json.JSONDecodeError, TypeError):
+            ev_params = {"params": ev_params}
+        tps = mean("tokens_per_s")
+        if math.isnan(tps) and "tokens" in cols:
+            vals = [cols["tokens"][i] / cols["total_time_s"][i] for i in ok
+                    if cols["tokens"][i] is not None and cols["total_time_s"][i]]
+            tps = float(np.mean(vals)) if vals else math.nan
         out.append(
             Summary(
                 config_id=cid,
@@ -290,9 +375,16 @@ def summarise(table: pa.Table) -> list[Summary]:
                 tokens=mean("tokens"),
                 load_ms=load_ms,
                 errors=errors,
+                cache_partition=get("cache_partition", first),
+                pin_request=get("pin_request", first),
+                eviction_params=ev_params if isinstance(ev_params, dict) else {"params": ev_params},
+                tokens_per_s=tps,
             )
         )
     _label_params(out)
+    if len({json.dumps(s.eviction_params, sort_keys=True) for s in out}) > 1:
+        for s in out:
+            s.show_eviction_params = True
     settings = list(dict.fromkeys(s.setting for s in out))
     return sorted(out, key=lambda s: (settings.index(s.setting), sort_key(s)))
 
@@ -307,3 +399,13 @@ def _label_params(summaries: list[Summary]) -> None:
         varying = [k for k in names if len({repr(s.params.get(k)) for s in group}) > 1]
         for s in group:
             s.label_params = {k: s.params.get(k) for k in varying}
+
+
+def varying_identity(summaries: list[Summary]) -> dict:
+    """Which parts of a configuration's cache organisation vary among ``summaries``: ``eviction``
+    (the policy or its parameters), ``partition`` and ``pins``, each True or False."""
+    return {
+        "eviction": len({s.eviction_label for s in summaries}) > 1,
+        "partition": len({s.partition_label for s in summaries}) > 1,
+        "pins": len({s.pins_label for s in summaries}) > 1,
+    }

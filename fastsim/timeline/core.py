@@ -51,7 +51,7 @@ def prefetch_lists(sched, top_k, params, init, observe):
 
 # Indices into the ``config`` array every entry point takes.
 CFG_CAPACITY = 0  # cache slots C (already capped at L * E); the demand-only path reads it
-CFG_EVICTION = 1  # demand-only path: 0 = lru, 1 = belady
+CFG_EVICTION = 1  # demand-only path: 0 = lru, 1 = belady, 2 = fifo
 CFG_MAX_LOADS = 2  # prefetch loads allowed per observe call; < 0 = no cap
 CFG_TOP_K = 3  # the trace's K, handed to the strategy's init
 CFG_PER_STEP = 4  # 1 = fill per-step time and stall arrays

@@ -1,5 +1,8 @@
 """The timeline for strategies that never prefetch (on-demand): the same SPEC section 3 replay,
-simplified by what cannot happen without prefetches.
+simplified by what cannot happen without prefetches. The two specialised paths serve SPEC section
+3's cache (one global partition, no pins, one expert size) with ``lru``, ``belady`` or ``fifo``
+(the LRU list without the move on a hit); :func:`run_demand_policy` serves every other policy and
+layout.
 
 Without prefetches every load belongs to the current ``R`` and compute waits for all of them, so
 when a position starts every resident key has settled and the link is idle. Hence: no access is
@@ -56,6 +59,7 @@ def run_demand_only(sched, cost, config):
     num_steps = sched.active.shape[0]
     capacity = config[core.CFG_CAPACITY]
     belady = config[core.CFG_EVICTION] == 1
+    fifo = config[core.CFG_EVICTION] == 2  # the LRU list without the move on a hit
     per_step = config[core.CFG_PER_STEP] != 0
     record = config[core.CFG_RECORD] != 0
     load_ns = cost[0]
@@ -101,7 +105,7 @@ def run_demand_only(sched, cost, config):
                     hits += 1
                     if record:
                         outcome[j] = core.HIT
-                    if not belady:
+                    if not belady and not fifo:
                         lru_unlink(prv, nxt, key)
                         lru_push_mru(prv, nxt, key, head)
                     continue
@@ -172,6 +176,7 @@ def run_demand_single(sched, cost, config):
     num_steps = sched.active.shape[0]
     capacity = config[core.CFG_CAPACITY]
     belady = config[core.CFG_EVICTION] == 1
+    fifo = config[core.CFG_EVICTION] == 2  # the LRU list without the move on a hit
     per_step = config[core.CFG_PER_STEP] != 0
     record = config[core.CFG_RECORD] != 0
     load_ns = cost[0]
@@ -213,7 +218,7 @@ def run_demand_single(sched, cost, config):
                         # a demand moves the key's next use later: it can only rise in the heap
                         key_next[key] = r_next[j]
                         heap_up(heap, hpos, key_next, hpos[key])
-                    else:
+                    elif not fifo:
                         lru_unlink(prv, nxt, key)
                         lru_push_mru(prv, nxt, key, head)
                 else:

@@ -1,6 +1,7 @@
 """fastsim report: aggregation recomputed independently, Markdown rows, figures, seed figures, bad input."""
 from __future__ import annotations
 
+import json
 import math
 import statistics
 
@@ -317,3 +318,161 @@ def test_cache_ladder_names_where_each_strategy_wins(tmp_path):
     assert _cells(base_row)[2:] == [f"{4.0 / 5.0:.2f}×", f"{4.0 / 3.2:.2f}×", f"{4.0 / 1.6:.2f}×", "256 slots"]
     assert _cells(same_row)[2:] == [f"{3.0 / 5.0:.2f}×", f"{2.5 / 3.2:.2f}×", f"{2.0 / 1.6:.2f}×", "512 slots"]
     assert "oracle from 256 slots" in text and "Beats on-demand at the same cache: oracle from 512 slots" in text
+
+
+# --- cache organisation: configuration identity and the eviction-policy section ------------------
+
+# (strategy, eviction, partition, slots) -> per run (hit rate, tokens/s); None: every run failed
+EVICT = {
+    ("on-demand", "lru", "global", 8): [(0.30, 10.0), (0.34, 12.0)],
+    ("on-demand", "lru", "global", 16): [(0.50, 20.0), (0.54, 22.0)],
+    ("on-demand", "lru", "per-layer", 8): [(0.28, 9.0), (0.30, 9.0)],
+    ("on-demand", "lru", "per-layer", 16): [(0.40, 15.0), (0.42, 17.0)],
+    ("on-demand", "lfru", "global", 8): [(0.55, 23.0), (0.57, 25.0)],
+    ("on-demand", "lfru", "global", 16): [(0.60, 26.0), (0.64, 28.0)],
+    ("on-demand", "lfru", "per-layer", 8): None,
+    ("on-demand", "lfru", "per-layer", 16): [(0.45, 18.0), (0.47, 20.0)],
+    ("oracle", "lru", "global", 8): [(0.20, 5.0), (0.22, 5.0)],
+    ("oracle", "lru", "global", 16): [(0.50, 9.0), (0.50, 11.0)],
+    ("oracle", "lfru", "global", 8): [(0.40, 7.0), (0.44, 7.0)],
+    ("oracle", "lfru", "global", 16): [(0.45, 8.0), (0.45, 8.0)],
+}
+WS_ERROR = ("layer 1's partition of 3 slots (8 slots, per-layer) is smaller than the working set: step 0, "
+            "layer 1 needs 4 slots at once")
+
+
+def _evict_table(extra: dict | None = None) -> pa.Table:
+    rows = []
+    items = list(EVICT.items()) + list((extra or {}).items())
+    for cid, ((strategy, ev, part, slots, *more), runs) in enumerate(items):
+        ev_params, pins = (json.loads(more[0]), more[1]) if more else ({}, "none")
+        for run in range(2):
+            hit, tps = runs[run] if runs else (None, None)
+            rows.append({
+                "config_id": cid, "run": run, "seed": run, "trace": "t",
+                "trace_source": '{"generator": "fastsim.generate", "preset": "p", "router_scores": true}',
+                "strategy": strategy, "model": "m", "hardware": "h", "batch_size": 1,
+                "cache_request": f"{slots} slots", "cache_slots": None if runs is None else slots,
+                "eviction": ev, "eviction_params": json.dumps(ev_params), "cache_partition": part,
+                "pin_request": pins, "max_prefetch_loads": None, "model_num_layers": 2, "model_num_experts": 8,
+                "model_top_k": 2, "model_expert_bytes": 1000,
+                "total_time_s": None if runs is None else 100.0 / tps, "tokens": 100, "tokens_per_s": tps,
+                "hit_rate": hit, "peak_cache_bytes": None if runs is None else slots * 1000,
+                "speedup": None if runs is None else 1.0, "error": WS_ERROR if runs is None else None,
+                "misses": 1, "accesses": 2,
+            })
+    return pa.Table.from_pylist(rows)
+
+
+def _mean_of(key, i):
+    return statistics.fmean(r[i] for r in EVICT[key])
+
+
+def _section(text: str) -> str:
+    return text.split("## Eviction policies", 1)[1].split("\n## ", 1)[0]
+
+
+def test_partitions_and_failed_caches_are_told_apart_in_results(tmp_path):
+    text = write_report(_evict_table(), tmp_path, published=False, plots=False).markdown.read_text()
+    results = text.split("## Results:", 1)[1]
+    header = next(l for l in results.splitlines() if l.startswith("| strategy"))
+    assert _cells(header)[:4] == ["strategy", "cache", "eviction", "partition"]
+    for part in ("global", "per-layer"):
+        line = _row(results, "on-demand", "8 slots", "lru", part)
+        assert _cells(line)[8] == f"{100 * _mean_of(('on-demand', 'lru', part, 8), 0):.2f}%"
+    # a configuration whose runs all failed keeps its cache size
+    assert _cells(_row(results, "on-demand", "8 slots", "lfru", "per-layer"))[-1] == "0 (2 failed)"
+    assert "None slots" not in text
+
+
+def test_eviction_params_and_pins_are_columns_when_they_vary(tmp_path):
+    extra = {
+        ("on-demand", "score-aware", "global", 8, '{"alpha": 0.3}', "none"): [(0.1, 1.0), (0.1, 1.0)],
+        ("on-demand", "score-aware", "global", 8, '{"alpha": 0.5}', "none"): [(0.2, 1.0), (0.2, 1.0)],
+        ("on-demand", "score-aware", "global", 8, '{"alpha": 0.5}', "top 4 over 0.5 of the trace"): [(0.3, 1.0), (0.3, 1.0)],
+    }
+    text = write_report(_evict_table(extra), tmp_path, published=False, plots=False).markdown.read_text()
+    results = text.split("## Results:", 1)[1]
+    assert "| pins |" in results.splitlines()[2]
+    for label, pins, hit in (("score-aware (alpha=0.3)", "none", 0.1), ("score-aware (alpha=0.5)", "none", 0.2),
+                             ("score-aware (alpha=0.5)", "top 4 over 0.5 of the trace", 0.3)):
+        assert _cells(_row(results, "on-demand", "8 slots", label, "global", pins))[9] == f"{100 * hit:.2f}%"
+    assert "oracle placement" in results  # a count of pins is chosen on the replayed trace
+
+
+def test_eviction_section_numbers(tmp_path):
+    text = write_report(_evict_table(), tmp_path, published=False, plots=False).markdown.read_text()
+    assert "[Eviction policies](#eviction-policies)" in text
+    sec = _section(text)
+    od = sec.split("### `t`, `m` on `h`, on-demand, batch 1", 1)[1].split("###", 1)[0]
+    hit_tab, tps_tab = od.split("**Tokens/s**", 1)
+    # best per cache in bold, computed here: lfru global at both caches
+    for slots in (8, 16):
+        best = max((k for k in EVICT if k[0] == "on-demand" and k[3] == slots and EVICT[k]),
+                   key=lambda k: _mean_of(k, 0))
+        assert best[1:3] == ("lfru", "global")
+    assert _cells(_row(hit_tab, "lfru", "global")) == [
+        "lfru", "global", f"**{100 * _mean_of(('on-demand', 'lfru', 'global', 8), 0):.2f}%**",
+        f"**{100 * _mean_of(('on-demand', 'lfru', 'global', 16), 0):.2f}%**"]
+    assert _cells(_row(hit_tab, "lru", "global"))[2] == f"{100 * _mean_of(('on-demand', 'lru', 'global', 8), 0):.2f}%"
+    assert _cells(_row(tps_tab, "lfru", "global"))[2] == f"**{_mean_of(('on-demand', 'lfru', 'global', 8), 1):.1f}**"
+    # the failed configuration: a dash with a footnote saying why
+    assert _cells(_row(hit_tab, "lfru", "per-layer"))[2] == "–¹"
+    assert "¹ failed, below a layer's working set" in hit_tab
+    # findings: the best and its margin over lru global
+    margin8 = _mean_of(("on-demand", "lfru", "global", 8), 0) - _mean_of(("on-demand", "lru", "global", 8), 0)
+    margin16 = _mean_of(("on-demand", "lfru", "global", 16), 0) - _mean_of(("on-demand", "lru", "global", 16), 0)
+    lo, hi = sorted((margin8, margin16))
+    assert "highest hit rate: lfru global at all 2 caches" in sec
+    assert f"{100 * lo:+.2f} pp to {100 * hi:+.2f} pp over lru global" in sec
+    # per-layer against global: the configurations where both partitions ran
+    diffs = [_mean_of(("on-demand", ev, "per-layer", c), 0) - _mean_of(("on-demand", ev, "global", c), 0)
+             for ev, c in (("lru", 8), ("lru", 16), ("lfru", 16))]
+    assert f"mean over 3 (policy, cache) pairs at 2 cache sizes where both ran: {100 * statistics.fmean(diffs):+.2f} pp" in sec
+    # LFRU at C against LRU at 2C, counted here
+    pairs = [(st, p) for st in ("on-demand", "oracle") for p in ("global", "per-layer")
+             if EVICT.get((st, "lfru", p, 8)) and EVICT.get((st, "lru", p, 16))]
+    wins = [(st, p) for st, p in pairs if _mean_of((st, "lfru", p, 8), 0) > _mean_of((st, "lru", p, 16), 0)]
+    assert len(pairs) == 2 and len(wins) == 1
+    assert f"over the {len(pairs)} pairs" in sec
+    assert f"LFRU has the higher hit rate in **{len(wins)}** (on-demand 1 of 1, oracle 0 of 1)" in sec
+    line = _row(sec, "`t`", "oracle", "global", "8 slots")
+    assert _cells(line)[4:8] == [f"{100 * _mean_of(('oracle', 'lfru', 'global', 8), 0):.2f}%", "16 slots",
+                                 f"{100 * _mean_of(('oracle', 'lru', 'global', 16), 0):.2f}%",
+                                 f"{100 * (_mean_of(('oracle', 'lfru', 'global', 8), 0) - _mean_of(('oracle', 'lru', 'global', 16), 0)):+.2f} pp"]
+    assert _cells(line)[-1] == "LRU 2C"
+    # what it rests on
+    assert "generated by fastsim's presets" in sec and "not recorded routing logs" in sec
+    assert "`router_scores = true`" not in sec  # no score-aware policy here: nothing to say about scores
+
+
+def test_one_eviction_policy_has_no_eviction_section(tmp_path):
+    text = write_report(_table(), tmp_path, published=False, plots=False).markdown.read_text()
+    assert "Eviction policies" not in text
+
+
+@pytest.mark.skipif(not have_matplotlib(), reason="the plot extra (matplotlib) is not installed")
+def test_eviction_figure_per_trace(tmp_path):
+    result = write_report(_evict_table(), tmp_path, published=False)
+    figs = [p for p in result.figures if p.name.startswith("eviction-")]
+    assert [p.name for p in figs] == ["eviction-t-m-h-b1.png"]
+    assert figs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](figures/eviction-t-m-h-b1.png)" in result.markdown.read_text()
+
+
+@pytest.mark.parametrize("name", ["seed-switch", "seed-qwen"])
+def test_committed_seed_reports_are_unchanged(tmp_path, monkeypatch, name):
+    """The committed seed reports (tables without partition, pin or eviction-parameter columns)
+    come out byte for byte; figures are stubbed (their names are what the text links)."""
+    from pathlib import Path
+
+    import fastsim.report.plots as plots
+
+    root = Path(__file__).resolve().parent.parent / "results" / name
+    if not (root / "results.parquet").is_file():
+        pytest.skip(f"results/{name} is not in this checkout")
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: True)
+    for fn in ("batch_figure", "pareto_figure", "heatmap_figure", "seed_figure"):
+        monkeypatch.setattr(plots, fn, lambda *a, **k: next(v for v in a if isinstance(v, Path)))
+    result = write_report(root / "results.parquet", tmp_path)
+    assert result.markdown.read_text() == (root / "report.md").read_text()

@@ -245,20 +245,15 @@ def _slots_line(rows: dict, caches: list) -> str:
     if any_s.shape and any(r[1] == "per-layer" for r in rows):
         L = any_s.shape[0]
         k = any_s.shape[2]
+        b = any_s.batch_size
+        need = f"{k} slots (top-{k})" if b == 1 else f"up to {k * b} slots (top-{k} × batch {b})"
         text += (f"*per-layer* splits the slots over the {L} layers (C // {L} each, the first C mod {L} one "
-                 f"more); at batch {any_s.batch_size} a layer needs at least {k * any_s.batch_size} "
-                 f"(top-{k} × batch) in one step.")
+                 f"more); one step of a layer needs {need} at once, so a smaller share fails.")
     return text
 
 
 def _pp(v: float) -> str:
     return "–" if math.isnan(v) else f"{100 * v:+.2f} pp"
-
-
-def _rel(v: float, base: float) -> str:
-    if math.isnan(v) or math.isnan(base) or base == 0:
-        return "–"
-    return f"{100 * (v / base - 1):+.1f}%"
 
 
 def _row_text(r: tuple, show_pins: bool) -> str:
@@ -332,8 +327,10 @@ def _winners(rows: dict, metric: str, show_pins: bool, exclude: tuple = ()) -> s
             margin = ""
         elif not margins:
             margin = ", no lru global to compare"
+        elif run["rows"] == [_base_row(rows)]:
+            margin = ", the reference itself"
         elif all(abs(m) <= _TIE for m in margins):
-            margin = ", lru global ties"
+            margin = ", tied with lru global"
         else:
             fmt_m = _pp if metric == "hit_rate" else (lambda m: f"{100 * m:+.1f}%")
             margin = f", {_range(margins, fmt_m)} over lru global"
@@ -437,6 +434,17 @@ def rests_on(summaries: list[Summary], traces: dict | None = None) -> list[str]:
     elif rec:
         out.append(f"**What this rests on.** Recorded traces ({', '.join(f'`{n}`' for n in rec)}); "
                    f"{'/'.join(str(r) for r in runs)} runs per configuration. Hit rates and tokens/s are means over runs.")
+    failed = [s for s in summaries if s.runs == 0 and s.failed and cache_value(s) is not None]
+    if failed:
+        kinds: dict = {}
+        for s in failed:
+            kinds.setdefault(_kind(s.errors), []).append(s)
+        why = "; ".join(
+            (f"{len(v)} below a layer's working set: a per-layer share too small for one step" if k == "working-set"
+             else f"{len(v)}: {_reason(v[0].errors)}") for k, v in kinds.items())
+        runs = sum(s.failed for s in failed)
+        out.append(f"{len(failed)} configurations ({runs} runs) failed ({why}); they are `–` in the tables and "
+                   "left out of every comparison.")
     if any(s.eviction == "score-aware" for s in summaries):
         if synth:
             out.append("`score-aware` reads the trace's router weights, and these are synthetic "
@@ -480,11 +488,13 @@ def eviction_section(summaries: list[Summary], meta: dict | None = None, figures
     gs = groups(summaries)
     policies = list(dict.fromkeys(s.eviction_label for s in sorted(
         summaries, key=lambda s: _POLICY_ORDER.get(s.eviction, len(_POLICY_ORDER)))))
-    parts = list(dict.fromkeys(s.partition_label for s in summaries))
+    parts = sorted(dict.fromkeys(s.partition_label for s in summaries),
+                   key=lambda p: (0 if p == "global" else 1 if p == "per-layer" else 2, p))
     out = [f"## {TITLE}", ""]
     out.append(
-        f"Every eviction policy ({', '.join(f'`{p}`' for p in policies)}) on every cache partition "
-        f"({', '.join(f'`{p}`' for p in parts)}) against the cache size. *global* is one cache for every "
+        f"The eviction policies ({', '.join(f'`{p}`' for p in policies)}) on the cache partitions "
+        f"({', '.join(f'`{p}`' for p in parts)}) against the cache size, lru on the global cache as the "
+        "reference. *global* is one cache for every "
         "layer's experts; *per-layer* gives each layer its own share of the slots, as mixtral-offloading, "
         "llama.cpp and vLLM keep one LRU per layer. *Hit rate* is hits / accesses (a key still in flight "
         "when needed is late, not a hit) and *tokens/s* is tokens / the replay's total time, both means over "

@@ -32,6 +32,13 @@ def _same(a, b):
 BOUNDARY_TRACE = fastsim.Trace.from_arrays(np.array([[[0]]] * 7 + [[[1]]]), 2, [8])
 EXACT_ARRIVAL = hardware(1e10, 5e-9)
 ONE_NS_LATE = hardware(1e10, 6e-9)
+# A victim whose transfer ends exactly at the moment of the victim search is settled, so a
+# prefetch may evict it (found by searching the reference's event record for such an eviction).
+SETTLES_AT_G = [
+    fastsim.Trace.from_arrays(np.array(rows)[:, :, None], 3, [len(rows)])
+    for rows in ([[1, 1], [1, 1], [2, 1], [2, 2], [2, 2], [2, 2], [2, 0]],
+                 [[1, 1], [1, 0], [1, 0], [0, 0], [0, 0], [1, 1]])
+]
 
 
 @given(
@@ -48,6 +55,8 @@ ONE_NS_LATE = hardware(1e10, 6e-9)
 @example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="lru", want=1, seed=1, cap=None, hw=EXACT_ARRIVAL, data=None)
 @example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="lru", want=1, seed=1, cap=None, hw=ONE_NS_LATE, data=None)
 @example(trace=BOUNDARY_TRACE, batch=1, extra=1, eviction="belady", want=1, seed=1, cap=None, hw=EXACT_ARRIVAL, data=None)
+@example(trace=SETTLES_AT_G[0], batch=1, extra=3, eviction="lru", want=2, seed=0, cap=None, hw=hardware(1e10, 5e-9), data=None)
+@example(trace=SETTLES_AT_G[1], batch=1, extra=3, eviction="lru", want=2, seed=31, cap=None, hw=hardware(1e10, 5e-9), data=None)
 def test_kernel_equals_reference(trace, batch, extra, eviction, want, seed, cap, hw, data):
     strategy = fixed_keys_strategy()
     ws = schedule_for(trace, batch, True).max_working_set

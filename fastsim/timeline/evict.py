@@ -8,7 +8,7 @@ first, ties to the lower key.
 """
 from numba import njit
 
-__all__ = ["lru_unlink", "lru_push_mru", "heap_push", "heap_up", "heap_down", "heap_remove"]
+__all__ = ["lru_unlink", "lru_push_mru", "heap_push", "heap_up", "heap_down"]
 
 
 @njit(nogil=True, inline="always")
@@ -85,17 +85,3 @@ def heap_push(heap, hpos, key_next, key, size, off=0):
     heap[off + size] = key
     heap_up(heap, hpos, key_next, size, off)
     return size + 1
-
-
-@njit(nogil=True)
-def heap_remove(heap, hpos, key_next, key, size, off=0):
-    """Remove ``key``; returns the new size."""
-    i = hpos[key]
-    size -= 1
-    if i < size:
-        last = heap[off + size]
-        heap[off + i] = last
-        hpos[last] = i
-        heap_down(heap, hpos, key_next, i, size, off)
-        heap_up(heap, hpos, key_next, hpos[last], off)
-    return size

@@ -38,7 +38,7 @@ H = hardware()
         (dict(model=model_for(2, 8, 1)), ProfileError, "top_k = 1 but the trace has 2"),
         (dict(batch_size=0), ConfigError, "batch_size must be at least 1"),
         (dict(batch_size=1.5), ConfigError, "batch_size must be an integer"),
-        (dict(eviction="mru"), ConfigError, "unknown eviction 'mru'"),
+        (dict(eviction="no-such-policy"), ConfigError, "unknown eviction 'no-such-policy'"),
         (dict(cache_slots=1), ConfigError, "smaller than the working set: step 0, layer 0 needs 2"),
         (dict(cache_slots=3, batch_size=2), ConfigError, "needs 4 experts at once at batch size 2"),
         (dict(cache_slots="all"), ConfigError, "'working-set'"),

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import peers
 from .registry import register_case
+from .replay_cases import vs_libcachesim
 from .timing import median, timed
 from ..eviction import BUILTIN_MODULES
 from ..replay import kernel_inputs, resolve_config
 
 __all__ = ["POLICY_TRACE", "POLICY_SLOTS"]
 
-MODEL = "switch-base-128"
 HARDWARE = "rtx3090"
 POLICY_HARDWARE = "h100-pcie"  # 96 Mixtral experts (34 GB) do not fit a 24 GB card
 SLOTS = 256
@@ -41,53 +40,16 @@ def _call(trace, strategy, eviction, slots, batch=1, hardware=HARDWARE, **kw):
     return (lambda: entry(*args)), sched
 
 
-def _vs_libcachesim(ctx, eviction: str) -> dict:
-    peers.require()
-    trace = ctx.trace(MODEL)
-    call, sched = _call(trace, "on-demand", eviction, SLOTS)
-    accesses = sched.accesses
-    ctx.log(f"{eviction}: compiling or loading the kernel")
-    fastsim_hits = int(call()[0][0])
-    path = ctx.file(f"{MODEL}-{ctx.tokens}.oracleGeneral.bin", lambda p: peers.write_oracle_general(p, peers.key_stream(trace)))
-    n = path.stat().st_size // peers.ORACLE_GENERAL.itemsize
-    fs_times, lc_times = [], []
-    lc_hits = -1
-    for i in range(ctx.repeat):
-        ctx.log(f"{eviction}-vs-libcachesim: run {i + 1} of {ctx.repeat}")
-        seconds, _ = timed(call)
-        fs_times.append(seconds)
-        cache = peers.make_cache(eviction, SLOTS, trace.num_layers * trace.num_experts)
-        rd = peers.reader(path)
-        seconds, (miss_ratio, _) = timed(lambda: cache.process_trace(rd))
-        lc_times.append(seconds)
-        lc_hits = int(round((1.0 - miss_ratio) * n))
-    fs_s, lc_s = median(fs_times), median(lc_times)
-    return {
-        "fastsim_per_s": accesses / fs_s,
-        "baseline": f"libCacheSim {eviction.upper()}",
-        "baseline_per_s": n / lc_s,
-        "ratio": (accesses / fs_s) / (n / lc_s),
-        "unit": "accesses/s",
-        "fastsim_s": fs_s,
-        "baseline_s": lc_s,
-        "accesses": accesses,
-        "cache_slots": SLOTS,
-        "fastsim_hits": fastsim_hits,
-        "baseline_hits": lc_hits,
-        "hits_agree": fastsim_hits == lc_hits and accesses == n,
-    }
-
-
 @register_case("fifo-vs-libcachesim", "on-demand FIFO replay of the LRU case's trace vs libCacheSim FIFO",
                target="ratio >= 3")
 def fifo_vs_libcachesim(ctx) -> dict:
-    return _vs_libcachesim(ctx, "fifo")
+    return vs_libcachesim(ctx, "fifo")
 
 
 @register_case("lfu-vs-libcachesim", "on-demand LFU replay of the LRU case's trace vs libCacheSim LFU",
                target="ratio >= 3")
 def lfu_vs_libcachesim(ctx) -> dict:
-    return _vs_libcachesim(ctx, "lfu")
+    return vs_libcachesim(ctx, "lfu")
 
 
 def _policy_trace(ctx):

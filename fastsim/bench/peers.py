@@ -26,6 +26,7 @@ ORACLE_GENERAL = np.dtype([("clock", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u
 NEVER = np.iinfo(np.int64).max
 
 POLICIES = ("lru", "belady", "fifo", "lfu")
+LABELS = {"lru": "LRU", "belady": "Belady", "fifo": "FIFO", "lfu": "LFU"}
 
 
 def require():

@@ -25,7 +25,8 @@ def kernel_call(trace, eviction: str, slots: int = SLOTS):
     return (lambda: entry(*args)), sched
 
 
-def _vs_libcachesim(ctx, eviction: str) -> dict:
+def vs_libcachesim(ctx, eviction: str) -> dict:
+    """The on-demand replay of ``eviction`` against libCacheSim's policy of the same name."""
     peers.require()
     trace = ctx.trace(MODEL)
     call, sched = kernel_call(trace, eviction)
@@ -34,7 +35,7 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
     counters = call()[0]
     fastsim_hits = int(counters[0])
     path = ctx.file(f"{MODEL}-{ctx.tokens}.oracleGeneral.bin", lambda p: peers.write_oracle_general(p, peers.key_stream(trace)))
-    policy = "lru" if eviction == "lru" else "belady"
+    policy = eviction  # libCacheSim's policy of the same name (peers.POLICIES)
     fs_times, lc_times = [], []
     lc_hits = None
     n = path.stat().st_size // peers.ORACLE_GENERAL.itemsize
@@ -52,7 +53,7 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
     lc_s = median(lc_times)
     return {
         "fastsim_per_s": accesses / fs_s,
-        "baseline": f"libCacheSim {'LRU' if policy == 'lru' else 'Belady'}",
+        "baseline": f"libCacheSim {peers.LABELS[policy]}",
         "baseline_per_s": n / lc_s,
         "ratio": (accesses / fs_s) / (n / lc_s),
         "unit": "accesses/s",
@@ -74,7 +75,7 @@ def _vs_libcachesim(ctx, eviction: str) -> dict:
     target="ratio >= 3",
 )
 def lru_vs_libcachesim(ctx) -> dict:
-    return _vs_libcachesim(ctx, "lru")
+    return vs_libcachesim(ctx, "lru")
 
 
 @register_case(
@@ -83,7 +84,7 @@ def lru_vs_libcachesim(ctx) -> dict:
     target="ratio >= 2",
 )
 def belady_vs_libcachesim(ctx) -> dict:
-    return _vs_libcachesim(ctx, "belady")
+    return vs_libcachesim(ctx, "belady")
 
 
 @register_case(

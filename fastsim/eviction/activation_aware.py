@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
-from .base import Hooks, members_add, members_drop, members_init, never_keep, no_position, scan_victim
+from .base import (
+    Hooks, lower_then_older, members_init, never_keep, no_position, scan_on_evict, scan_on_load, scan_touch, scan_victim,
+)
 
 __all__ = ["HOOKS"]
 
@@ -30,19 +32,6 @@ def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
     shape = np.array([0, num_layers, num_experts], np.int64)
     smoothing = np.full(1, params[0], np.float64)
     return members, mpos, count, part_off, act, last, shape, smoothing
-
-
-@kernel(inline="always")
-def on_load(state, key, part, tick, demand):
-    members, mpos, count, part_off, act, last, shape, smoothing = state
-    members_add(members, mpos, count, part_off, key, part)
-    last[key] = tick
-
-
-@kernel(inline="always")
-def on_access(state, key, part, tick):
-    last = state[5]
-    last[key] = tick
 
 
 @kernel(inline="always")
@@ -75,14 +64,7 @@ def _priority(state, k):
 
 @kernel(inline="always")
 def _before(state, a, b, tick):
-    pa = _priority(state, a)
-    pb = _priority(state, b)
-    if pa != pb:
-        return pa < pb
-    last = state[5]
-    if last[a] != last[b]:
-        return last[a] < last[b]
-    return a < b
+    return lower_then_older(_priority(state, a), _priority(state, b), state, a, b)
 
 
 @kernel(inline="always")
@@ -93,11 +75,6 @@ def victim(state, part, ctx, allow_in_flight, tick):
     return scan_victim(state, members, count, part_off, part, ctx, allow_in_flight, tick, _before)
 
 
-@kernel(inline="always")
-def on_evict(state, key, part):
-    members, mpos, count, part_off, act, last, shape, smoothing = state
-    members_drop(members, mpos, count, part_off, key, part)
-
-
-HOOKS = Hooks(init, on_load, on_access, on_access, on_position, no_position, after_step, victim, on_evict, never_keep)
+HOOKS = Hooks(init, scan_on_load, scan_touch, scan_touch, on_position, no_position, after_step, victim, scan_on_evict,
+              never_keep)
 NEEDS_REQUESTS = True

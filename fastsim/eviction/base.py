@@ -33,7 +33,8 @@ from numba import njit
 __all__ = [
     "Hooks", "eligibility", "NOT_ELIGIBLE", "SETTLED", "IN_FLIGHT",
     "HEAP_ROWS", "H_PRIO", "H_MEMBER", "heap_state", "heap_insert", "heap_delete", "heap_set", "heap_victim",
-    "members_init", "members_add", "members_drop", "scan_victim",
+    "members_init", "members_add", "members_drop", "scan_victim", "scan_on_load", "scan_touch", "scan_on_evict",
+    "lower_then_older",
     "no_load", "no_access", "no_position", "no_step", "no_evict", "never_keep",
 ]
 
@@ -272,3 +273,36 @@ def scan_victim(state, members, count, part_off, part, ctx, allow_in_flight, tic
             if fallback < 0 or before(state, k, fallback, tick):
                 fallback = k
     return best if best >= 0 else fallback
+
+
+# ---- the member-scan state layout the scanning policies share -----------------------------
+#
+# ``state[0:4]`` = ``members, mpos, count, part_off`` (:func:`members_init`), ``state[5]`` = each
+# key's recency; the rest is the policy's own.
+
+@njit(nogil=True, inline="always")
+def scan_on_load(state, key, part, tick, demand):
+    members_add(state[0], state[1], state[2], state[3], key, part)
+    state[5][key] = tick
+
+
+@njit(nogil=True, inline="always")
+def scan_touch(state, key, part, tick):
+    """A demand access or a prefetch refresh: only recency changes."""
+    state[5][key] = tick
+
+
+@njit(nogil=True, inline="always")
+def scan_on_evict(state, key, part):
+    members_drop(state[0], state[1], state[2], state[3], key, part)
+
+
+@njit(nogil=True, inline="always")
+def lower_then_older(pa, pb, state, a, b):
+    """``a`` leaves before ``b``: the smaller priority, then the less recent, then the lower key."""
+    if pa != pb:
+        return pa < pb
+    last = state[5]
+    if last[a] != last[b]:
+        return last[a] < last[b]
+    return a < b

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
-from .base import Hooks, members_add, members_drop, members_init, never_keep, no_position, no_step, scan_victim
+from .base import Hooks, members_add, members_init, never_keep, no_position, no_step, scan_on_evict, scan_victim
 
 __all__ = ["HOOKS"]
 
@@ -68,10 +68,4 @@ def victim(state, part, ctx, allow_in_flight, tick):
     return scan_victim(state, members, count, part_off, part, ctx, allow_in_flight, tick, _before)
 
 
-@kernel(inline="always")
-def on_evict(state, key, part):
-    members, mpos, count, part_off, freq, last = state
-    members_drop(members, mpos, count, part_off, key, part)
-
-
-HOOKS = Hooks(init, on_load, on_access, on_refresh, no_position, no_position, no_step, victim, on_evict, never_keep)
+HOOKS = Hooks(init, on_load, on_access, on_refresh, no_position, no_position, no_step, victim, scan_on_evict, never_keep)

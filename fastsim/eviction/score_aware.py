@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import kernel
-from .base import Hooks, members_add, members_drop, members_init, never_keep, no_position, no_step, scan_victim
+from .base import (
+    Hooks, lower_then_older, members_init, never_keep, no_position, no_step, scan_on_evict, scan_on_load, scan_touch,
+    scan_victim,
+)
 
 __all__ = ["HOOKS"]
 
@@ -27,19 +30,6 @@ def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
     last = np.zeros(num_keys, np.int64)
     alpha = np.full(1, params[0], np.float64)
     return members, mpos, count, part_off, score, last, alpha, np.int64(num_experts)
-
-
-@kernel(inline="always")
-def on_load(state, key, part, tick, demand):
-    members, mpos, count, part_off, score, last, alpha, num_experts = state
-    members_add(members, mpos, count, part_off, key, part)
-    last[key] = tick
-
-
-@kernel(inline="always")
-def on_access(state, key, part, tick):
-    last = state[5]
-    last[key] = tick
 
 
 @kernel(inline="always")
@@ -59,12 +49,7 @@ def on_position(state, sched, p, l, lo, hi):
 @kernel(inline="always")
 def _before(state, a, b, tick):
     score = state[4]
-    if score[a] != score[b]:
-        return score[a] < score[b]
-    last = state[5]
-    if last[a] != last[b]:
-        return last[a] < last[b]
-    return a < b
+    return lower_then_older(score[a], score[b], state, a, b)
 
 
 @kernel(inline="always")
@@ -75,11 +60,6 @@ def victim(state, part, ctx, allow_in_flight, tick):
     return scan_victim(state, members, count, part_off, part, ctx, allow_in_flight, tick, _before)
 
 
-@kernel(inline="always")
-def on_evict(state, key, part):
-    members, mpos, count, part_off, score, last, alpha, num_experts = state
-    members_drop(members, mpos, count, part_off, key, part)
-
-
-HOOKS = Hooks(init, on_load, on_access, on_access, on_position, no_position, no_step, victim, on_evict, never_keep)
+HOOKS = Hooks(init, scan_on_load, scan_touch, scan_touch, on_position, no_position, no_step, victim, scan_on_evict,
+              never_keep)
 NEEDS_SCORES = True

@@ -1,4 +1,6 @@
-"""Eviction orders shared by the timelines: an array-based LRU list and a Belady max-heap.
+"""Eviction orders of the demand-only timelines: an array-based LRU list and a Belady max-heap
+(the LRU list also serves the ``lru`` and ``fifo`` policies; the policies' heaps are in
+``fastsim.eviction.base``).
 
 Both work on dense keys and plain arrays. The LRU list is doubly linked through ``prv``/``nxt``
 with a sentinel node ``head`` (``nxt[head]`` is the least recent key, ``prv[head]`` the most
@@ -37,29 +39,25 @@ def _before(key_next, a, b):
 
 
 @njit(nogil=True)
-def heap_up(heap, hpos, key_next, i, off=0):
-    """Restore the order after ``heap[off + i]``'s next use moved farther (or it was just placed).
-
-    ``off``: where this heap starts in ``heap`` (several heaps may share one array); ``hpos``
-    holds positions relative to it.
-    """
-    key = heap[off + i]
+def heap_up(heap, hpos, key_next, i):
+    """Restore the order after ``heap[i]``'s next use moved farther (or it was just placed)."""
+    key = heap[i]
     while i > 0:
         parent = (i - 1) >> 2
-        pk = heap[off + parent]
+        pk = heap[parent]
         if not _before(key_next, key, pk):
             break
-        heap[off + i] = pk
+        heap[i] = pk
         hpos[pk] = i
         i = parent
-    heap[off + i] = key
+    heap[i] = key
     hpos[key] = i
 
 
 @njit(nogil=True)
-def heap_down(heap, hpos, key_next, i, size, off=0):
-    """Restore the order after ``heap[off + i]``'s next use moved nearer (or it was just placed)."""
-    key = heap[off + i]
+def heap_down(heap, hpos, key_next, i, size):
+    """Restore the order after ``heap[i]``'s next use moved nearer (or it was just placed)."""
+    key = heap[i]
     while True:
         c = 4 * i + 1
         if c >= size:
@@ -67,21 +65,21 @@ def heap_down(heap, hpos, key_next, i, size, off=0):
         best = c
         end = c + 4 if c + 4 < size else size
         for d in range(c + 1, end):
-            if _before(key_next, heap[off + d], heap[off + best]):
+            if _before(key_next, heap[d], heap[best]):
                 best = d
-        bk = heap[off + best]
+        bk = heap[best]
         if not _before(key_next, bk, key):
             break
-        heap[off + i] = bk
+        heap[i] = bk
         hpos[bk] = i
         i = best
-    heap[off + i] = key
+    heap[i] = key
     hpos[key] = i
 
 
 @njit(nogil=True, inline="always")
-def heap_push(heap, hpos, key_next, key, size, off=0):
+def heap_push(heap, hpos, key_next, key, size):
     """Insert ``key``; returns the new size."""
-    heap[off + size] = key
-    heap_up(heap, hpos, key_next, size, off)
+    heap[size] = key
+    heap_up(heap, hpos, key_next, size)
     return size + 1

@@ -79,10 +79,20 @@ class ModelProfile:
     expert_flops_per_token: float
     dense_flops_per_token: float
     description: str = field(default="", compare=False)
+    #: All non-expert weight bytes of the model (embeddings, every layer's attention, norms,
+    #: router and shared experts, the LM head), for ``cache_bytes="auto"`` (SPEC section 7).
+    #: Optional: None when the profile does not give it.
+    dense_bytes_total: int | None = None
+    #: KV-cache bytes one token of context holds over all layers (keys and values), optional.
+    kv_bytes_per_token: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+        """The SPEC fields as a plain JSON-able dict (``description`` and absent optional
+        fields left out)."""
+        d = {
+            f.name: getattr(self, f.name) for f in fields(self)
+            if f.name != "description" and getattr(self, f.name) is not None
+        }
         if isinstance(d["expert_bytes"], tuple):
             d["expert_bytes"] = list(d["expert_bytes"])
         return d
@@ -131,10 +141,22 @@ class HardwareProfile:
     memory_bytes: int
     launch_s: float
     description: str = field(default="", compare=False)
+    #: Host figures for ``miss_execution="cpu"`` (SPEC section 7); optional, None when absent.
+    cpu_flops_per_s: float | None = None
+    cpu_mem_bytes_per_s: float | None = None
+    cpu_overhead_s: float | None = None
+    #: Memory tiers (SPEC section 7): pinned host memory for experts, and the NVMe read rate
+    #: of the experts beyond it; optional, None when absent (every expert in host memory).
+    host_bytes: int | None = None
+    nvme_bytes_per_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The SPEC fields as a plain JSON-able dict (``description`` left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "description"}
+        """The SPEC fields as a plain JSON-able dict (``description`` and absent optional
+        fields left out)."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self)
+            if f.name != "description" and getattr(self, f.name) is not None
+        }
 
 
 # Field kinds: "int" a positive integer; "int0" an integer >= 0 (a model with no dense weights
@@ -149,6 +171,8 @@ _MODEL_KINDS = {
     "dense_bytes_per_layer": "int0",
     "expert_flops_per_token": "float",
     "dense_flops_per_token": "float0",
+    "dense_bytes_total": "int0",
+    "kv_bytes_per_token": "int0",
 }
 _HARDWARE_KINDS = {
     "h2d_bytes_per_s": "rate",
@@ -157,6 +181,16 @@ _HARDWARE_KINDS = {
     "flops_per_s": "rate",
     "memory_bytes": "int",
     "launch_s": "float0",
+    "cpu_flops_per_s": "rate",
+    "cpu_mem_bytes_per_s": "rate",
+    "cpu_overhead_s": "float0",
+    "host_bytes": "int",
+    "nvme_bytes_per_s": "rate",
+}
+#: Fields a profile may leave out (the options that need them say so when they are absent).
+_OPTIONAL = {
+    "dense_bytes_total", "kv_bytes_per_token",
+    "cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s", "host_bytes", "nvme_bytes_per_s",
 }
 
 
@@ -267,10 +301,14 @@ def _build(kind: _Kind, data: Mapping, origin: str, name: str | None = None):
             f"{kind.label} profile {where}: unknown field {unknown[0]!r}; "
             f"expected {', '.join(f.name for f in fields(kind.cls))}"
         )
-    missing = [f for f in kind.kinds if f not in data]
+    missing = [f for f in kind.kinds if f not in data and f not in _OPTIONAL]
     if missing:
         raise ProfileError(f"{kind.label} profile {where}: missing field {missing[0]!r}")
-    values = {f: _check_value(kind, f, data[f], where) for f in kind.kinds}
+    values = {
+        f: _check_value(kind, f, data[f], where)
+        for f in kind.kinds
+        if f in data and not (f in _OPTIONAL and data[f] is None)
+    }
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ProfileError(

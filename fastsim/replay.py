@@ -16,6 +16,7 @@ from .timeline import core
 from .timeline.durations import cost_tables, layer_cost_tables
 from .timeline.entries import entry_for
 from .timeline.layout import GLOBAL, CacheLayout, resolve_layout
+from .timeline.options import ExecutionOptions, execution_options
 from .timeline.schedule import Schedule, build_schedule, with_next_use, with_requests, with_scores
 
 __all__ = [
@@ -49,6 +50,12 @@ class ReplayConfig:
     eviction_params: np.ndarray | None = None
     layout: CacheLayout | None = None
     pin_request: str = "none"
+    execution: ExecutionOptions = ExecutionOptions()
+
+    @property
+    def uses_execution(self) -> bool:
+        """SPEC section 7's timeline: an execution option is set or the GPU has a host tier."""
+        return not self.execution.is_default or self.hardware.host_bytes is not None
 
     def param_dict(self) -> dict[str, float]:
         return {p.name: float(v) for p, v in zip(self.strategy.params, self.params)}
@@ -77,6 +84,8 @@ class ReplayConfig:
             d["cache_unit"] = "bytes" if self.layout.unit_is_bytes else "slots"
             d["pinned"] = list(self.layout.pinned)
             d["pin_request"] = self.pin_request
+        if self.uses_execution:
+            d.update(self.execution.describe())
         return d
 
 
@@ -123,25 +132,27 @@ def _int_arg(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def schedule_for(trace, batch_size: int, next_use: bool, scores: bool = False, requests: bool = False) -> Schedule:
-    """The trace's schedule at ``batch_size``, built once and kept on the trace, with the extra
-    arrays the eviction policy reads (next uses, router scores, request releases)."""
+def schedule_for(trace, batch_size: int, next_use: bool, scores: bool = False, requests: bool = False,
+                 prefill: bool = False) -> Schedule:
+    """The trace's schedule at ``batch_size`` (with prefill steps when ``prefill``), built once
+    and kept on the trace, with the extra arrays the eviction policy reads (next uses, router
+    scores, request releases)."""
     memo = trace.__dict__.setdefault("_schedules", {})
-    sched = memo.get((batch_size, True))
+    sched = memo.get((batch_size, True, prefill))
     if sched is None:
-        sched = memo.get((batch_size, False))
+        sched = memo.get((batch_size, False, prefill))
     if sched is None:
-        sched = build_schedule(trace, batch_size, next_use=next_use)
+        sched = build_schedule(trace, batch_size, next_use=next_use, prefill=prefill)
     if next_use:
         sched = with_next_use(sched)
     if scores and sched.r_scores.shape[0] != sched.r_experts.shape[0]:
         if getattr(trace, "scores", None) is None:
             raise ConfigError("the score-aware eviction reads router scores, and this trace has none "
                               "(record them at capture or import, or choose another eviction)")
-        sched = with_scores(sched, trace, batch_size)
+        sched = with_scores(sched, trace, batch_size, prefill)
     if requests:
-        sched = with_requests(sched, trace, batch_size)
-    memo[(batch_size, sched.has_next_use)] = sched
+        sched = with_requests(sched, trace, batch_size, prefill)
+    memo[(batch_size, sched.has_next_use, prefill)] = sched
     return sched
 
 
@@ -181,8 +192,19 @@ def resolve_config(
     cache_partition="global",
     pinned=None,
     pin_profile: float = 1.0,
+    execution: ExecutionOptions | dict | None = None,
+    reserve_bytes=None,
+    context_tokens=None,
 ) -> tuple[ReplayConfig, Schedule]:
-    """Validate a configuration against the trace; returns it with the schedule it replays."""
+    """Validate a configuration against the trace; returns it with the schedule it replays.
+
+    ``execution``: the SPEC section 7 options (an :class:`ExecutionOptions` or a dict of them);
+    ``reserve_bytes`` and ``context_tokens`` size ``cache_bytes="auto"``.
+    """
+    if execution is None:
+        execution = ExecutionOptions()
+    elif not isinstance(execution, ExecutionOptions):
+        execution = execution_options(**execution)
     defn = get_strategy(strategy)
     values = defn.resolve(params)
     if model is None:
@@ -201,12 +223,21 @@ def resolve_config(
     ev_values = policy.resolve(eviction_params)
     batch = _int_arg(batch_size, "batch_size", 1)
     cap_loads = -1 if max_prefetch_loads is None else _int_arg(max_prefetch_loads, "max_prefetch_loads", 0)
+    if execution.prefill and getattr(trace, "prompt_tokens", None) is None:
+        raise ConfigError(
+            "prefill=True replays each prompt as one step, and this trace has no prompt marks "
+            "(give prompt_tokens to Trace.from_arrays, capture with --include-prompt, or import a phase field)"
+        )
+    _check_execution_profiles(execution, hprof)
     sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores,
-                         requests=policy.needs_requests)
+                         requests=policy.needs_requests, prefill=execution.prefill)
     working_set = sched.max_working_set
+    exceed = execution.overflow == "exceed"
 
+    if isinstance(cache_bytes, str):
+        cache_bytes = _auto_cache_bytes(cache_bytes, trace, mprof, hprof, batch, reserve_bytes, context_tokens)
     total, unit_is_bytes, request, asked_ws = _cache_total(cache_slots, cache_bytes, defn, mprof, working_set)
-    if not unit_is_bytes and cache_partition == GLOBAL and total < working_set:
+    if not unit_is_bytes and cache_partition == GLOBAL and total < working_set and not exceed:
         positions = np.diff(sched.r_ptr)
         p = int(np.argmax(positions))
         step, layer = divmod(p, trace.num_layers)
@@ -215,7 +246,7 @@ def resolve_config(
             f"layer {layer} needs {working_set} experts at once at batch size {batch}"
         )
     layout = resolve_layout(trace, sched, mprof, total, unit_is_bytes, request, cache_partition, pinned, pin_profile,
-                            working_set_request=asked_ws)
+                            working_set_request=asked_ws, check_working_set=not exceed)
     slots = sum(layout.budgets)
     cache_bytes_needed = total if unit_is_bytes else total * max(mprof.layer_bytes())
     if cache_bytes_needed > hprof.memory_bytes:
@@ -239,8 +270,37 @@ def resolve_config(
         eviction_params=ev_values,
         layout=layout,
         pin_request=pin_request,
+        execution=execution,
     )
     return cfg, sched
+
+
+def _check_execution_profiles(execution: ExecutionOptions, hprof) -> None:
+    """The hardware figures the options read must be there (SPEC section 7)."""
+    if execution.miss_execution == "cpu":
+        for name in ("cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s"):
+            if getattr(hprof, name) is None:
+                raise ConfigError(
+                    f"miss_execution='cpu' runs misses on the host CPU, and hardware profile {hprof.name!r} "
+                    f"has no {name!r}: add it to the profile (docs/profiles.md)"
+                )
+    if hprof.host_bytes is not None and hprof.nvme_bytes_per_s is None:
+        raise ConfigError(
+            f"hardware profile {hprof.name!r} gives host_bytes but no nvme_bytes_per_s: experts beyond "
+            "host memory are read from NVMe at that rate"
+        )
+
+
+def _auto_cache_bytes(value, trace, mprof, hprof, batch, reserve_bytes, context_tokens) -> int:
+    """``cache_bytes="auto"`` (SPEC section 7, docs/model.md "Cache budget")."""
+    if value != "auto":
+        raise ConfigError(f"cache_bytes must be a number of bytes or 'auto', got {value!r}")
+    from .timeline.budget import auto_cache_bytes
+
+    if context_tokens is None:
+        context_tokens = int(trace.sequence_lengths.max()) if trace.sequence_lengths.shape[0] else 0
+    return auto_cache_bytes(mprof, hprof, batch, _int_arg(context_tokens, "context_tokens", 0),
+                            None if reserve_bytes is None else _int_arg(reserve_bytes, "reserve_bytes", 0))
 
 
 def config_array(cfg: ReplayConfig, top_k: int, per_step: bool, record: bool, sched: Schedule | None = None) -> np.ndarray:
@@ -321,6 +381,10 @@ def metrics_from_counters(counters, sched: Schedule, tokens: int, expert_bytes, 
 
 def run_config(trace, cfg: ReplayConfig, sched: Schedule, per_step: bool = False, record: bool = False) -> ReplayResult:
     """Run a resolved configuration through its jitted entry point."""
+    if cfg.uses_execution:
+        from .replay_execution import run_execution_config
+
+        return run_execution_config(trace, cfg, sched, per_step=per_step, record=record)
     entry, args = kernel_inputs(cfg, sched, trace.top_k, per_step, record)
     counters, step_time, step_stall, outcome, wptr, wkeys = entry(*args)
     result = ReplayResult(
@@ -353,6 +417,15 @@ def replay(
     cache_partition="global",
     pinned=None,
     pin_profile: float = 1.0,
+    timeline: str = "simple",
+    link: str = "fifo",
+    max_inflight_prefetches=None,
+    miss_execution: str = "load",
+    max_uploads_per_layer=None,
+    overflow: str = "error",
+    prefill: bool = False,
+    reserve_bytes=None,
+    context_tokens=None,
     per_step: bool = False,
     record: bool = False,
     **params,
@@ -382,13 +455,29 @@ def replay(
     pinned : int or list of int, optional
         Keys held resident from time 0 and never evicted: a list of keys, or a count of the
         trace's most demanded keys over its first ``pin_profile`` fraction of tokens.
+    timeline, link, max_inflight_prefetches, miss_execution, max_uploads_per_layer, overflow, prefill
+        The execution options of SPEC section 7 (``docs/model.md``, "Execution"): layer
+        anatomy ``"simple"`` or ``"layered"``; link ``"fifo"`` or ``"demand-first"``; a cap on
+        pending prefetch transfers; misses ``"load"``ed, run on the ``"cpu"`` or by
+        ``"zero-copy"``; a cap on uploads per layer with the last two; overflow ``"error"`` or
+        ``"exceed"``; prompts run as prefill steps (the trace needs prompt marks). Any of them
+        (or a GPU profile with ``host_bytes``) adds the execution metrics.
+    reserve_bytes, context_tokens
+        With ``cache_bytes="auto"``: the workspace left free (default 2 GiB) and the KV cache's
+        context per slot (default the trace's longest sequence).
     per_step, record : bool
         Also return per-step time and stall arrays; every access outcome and wanted list.
     **params
         The strategy's parameters.
     """
+    execution = execution_options(
+        timeline=timeline, link=link, max_inflight_prefetches=max_inflight_prefetches,
+        miss_execution=miss_execution, max_uploads_per_layer=max_uploads_per_layer, overflow=overflow,
+        prefill=prefill,
+    )
     cfg, sched = resolve_config(
         trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params,
         eviction_params=eviction_params, cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile,
+        execution=execution, reserve_bytes=reserve_bytes, context_tokens=context_tokens,
     )
     return run_config(trace, cfg, sched, per_step=per_step, record=record)

@@ -17,8 +17,9 @@ from numba import njit
 from .._jit import kernel
 from .core import run_timeline
 from .demand import run_demand_policy
+from .execution import run_execution
 
-__all__ = ["entry_for"]
+__all__ = ["entry_for", "execution_entry_for"]
 
 _ENTRIES: dict = {}
 
@@ -31,20 +32,37 @@ def _demand_template(sched, cost, config, params, layout, ev_params):
     return run_demand_policy(sched, cost, config, params, layout, ev_params, STRATEGY_INIT, STRATEGY_OBSERVE, POLICY)  # noqa: F821
 
 
+def _execution_template(sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill):
+    return run_execution(  # noqa: F821
+        sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill,
+        STRATEGY_INIT, STRATEGY_OBSERVE, POLICY,  # noqa: F821
+    )
+
+
+def execution_entry_for(strategy, policy, cached: bool):
+    """The execution-timeline entry point (SPEC section 7) of a pair:
+    ``replay(sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill)``."""
+    return _specialise(strategy, policy, cached, _execution_template, "execute")
+
+
 def entry_for(strategy, policy, cached: bool):
     """The entry point ``replay(sched, cost, config, params, layout, ev_params)`` of a pair.
 
     ``strategy`` is a :class:`~fastsim.strategies.StrategyDef`, ``policy`` a
     :class:`~fastsim.eviction.EvictionDef`; ``cached`` for built-in pairs.
     """
-    key = (strategy.name, policy.name, id(strategy.observe), id(policy.hooks))
+    # a strategy that never prefetches (on-demand) runs the shorter demand-only timeline
+    template = _demand_template if strategy.builtin and strategy.name == "on-demand" else _template
+    return _specialise(strategy, policy, cached, template, "replay")
+
+
+def _specialise(strategy, policy, cached, template, prefix):
+    key = (prefix, strategy.name, policy.name, id(strategy.observe), id(policy.hooks))
     fn = _ENTRIES.get(key)
     if fn is None:
-        name = f"replay__{_ident(strategy.name)}__{_ident(policy.name)}"
+        name = f"{prefix}__{_ident(strategy.name)}__{_ident(policy.name)}"
         scope = dict(globals())
         scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks)
-        # a strategy that never prefetches (on-demand) runs the shorter demand-only timeline
-        template = _demand_template if strategy.builtin and strategy.name == "on-demand" else _template
         py = types.FunctionType(template.__code__, scope, name)
         py.__qualname__ = name
         py.__module__ = __name__

@@ -107,11 +107,12 @@ def _layer_working_sets(sched) -> list[int]:
 
 
 def resolve_layout(trace, sched, model, total, unit_is_bytes, request, cache_partition, pinned, pin_profile,
-                   working_set_request=False) -> CacheLayout:
+                   working_set_request=False, check_working_set=True) -> CacheLayout:
     """Validate the organisation of a cache of ``total`` units and build its :class:`CacheLayout`.
 
     ``working_set_request``: the cache was asked as ``"working-set"``; a per-layer partition then
-    gives each layer its own largest ``|R|``.
+    gives each layer its own largest ``|R|``. ``check_working_set=False`` (``overflow="exceed"``)
+    lets a position need more than its partition holds.
     """
     L, E = trace.num_layers, trace.num_experts
     sizes = tuple(int(x) for x in model.layer_bytes())
@@ -175,6 +176,8 @@ def resolve_layout(trace, sched, model, total, unit_is_bytes, request, cache_par
             raise ConfigError(
                 f"the pinned keys take {int(pinned_units[q])} {what} but {where} holds {int(budget[q])} {what}"
             )
+    if not check_working_set:
+        return layout
     p, need = _worst_position(sched.r_ptr, sched.r_experts, L, E, part_of_layer_a, budget, unit, pinned_a, pinned_units)
     if p >= 0:
         step, layer = divmod(int(p), L)

@@ -17,7 +17,7 @@ from .._jit import kernel
 
 __all__ = [
     "Schedule", "NEVER", "build_schedule", "schedule_from_sets", "batch_steps", "with_next_use", "with_scores",
-    "with_requests",
+    "with_requests", "step_layout", "prompt_lengths",
 ]
 
 #: Position used for "never demanded again" (farther than any real position).
@@ -202,12 +202,32 @@ def _next_use(r_ptr, r_experts, num_layers, num_experts):
     return r_next, last
 
 
-def build_schedule(trace, batch_size: int, next_use: bool = True) -> Schedule:
+def prompt_lengths(trace) -> np.ndarray:
+    """The trace's prompt marks as int64 per sequence (SPEC section 7); zeros when it has none."""
+    marks = getattr(trace, "prompt_tokens", None)
+    if marks is None:
+        return np.zeros(trace.sequence_lengths.shape[0], np.int64)
+    return np.ascontiguousarray(marks, dtype=np.int64)
+
+
+def step_layout(trace, batch_size: int, prefill: bool = False):
+    """``(step_ptr, step_tokens)``: the trace rows of each step, decode only or with prefill
+    steps (:mod:`fastsim.timeline.prefill`)."""
+    if prefill:
+        from .prefill import prefill_steps
+
+        step_ptr, step_tokens, _, _, _ = prefill_steps(trace.sequence_lengths, prompt_lengths(trace), int(batch_size))
+        return step_ptr, step_tokens
+    return batch_steps(trace.sequence_lengths, int(batch_size))
+
+
+def build_schedule(trace, batch_size: int, next_use: bool = True, prefill: bool = False) -> Schedule:
     """The demand schedule of ``trace`` decoded with ``batch_size`` slots.
 
-    ``next_use`` adds the arrays Belady eviction needs (8 bytes per entry and per key).
+    ``next_use`` adds the arrays Belady eviction needs (8 bytes per entry and per key);
+    ``prefill`` runs each sequence's prompt as one step (SPEC section 7).
     """
-    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
     active, r_ptr, r_experts, r_counts = _demand_sets(trace.experts, step_ptr, step_tokens, trace.num_experts)
     return _finish(trace.num_layers, trace.num_experts, active, r_ptr, r_experts, r_counts, next_use)
 
@@ -316,22 +336,22 @@ def _releases(experts, sequence_lengths, step_ptr, step_tokens, num_experts):
     return ptr, keys[:n].copy(), vals[:n].copy()
 
 
-def with_scores(sched: Schedule, trace, batch_size: int) -> Schedule:
+def with_scores(sched: Schedule, trace, batch_size: int, prefill: bool = False) -> Schedule:
     """``sched`` with ``r_scores`` from the trace's router weights (score-aware policies)."""
     if sched.r_scores.shape[0] == sched.r_experts.shape[0]:
         return sched
-    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
     scores = _entry_scores(
         trace.scores, step_ptr, step_tokens, sched.r_ptr, sched.r_experts, trace.experts, trace.num_experts
     )
     return sched._replace(r_scores=scores)
 
 
-def with_requests(sched: Schedule, trace, batch_size: int) -> Schedule:
+def with_requests(sched: Schedule, trace, batch_size: int, prefill: bool = False) -> Schedule:
     """``sched`` with the per-step release lists of finished requests (activation-aware)."""
     if sched.rel_ptr.shape[0] == sched.num_steps + 1:
         return sched
-    step_ptr, step_tokens = batch_steps(trace.sequence_lengths, int(batch_size))
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
     ptr, keys, vals = _releases(trace.experts, trace.sequence_lengths, step_ptr, step_tokens, trace.num_experts)
     return sched._replace(rel_ptr=ptr, rel_keys=keys, rel_counts=vals)
 

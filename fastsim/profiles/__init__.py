@@ -149,6 +149,14 @@ class HardwareProfile:
     #: of the experts beyond it; optional, None when absent (every expert in host memory).
     host_bytes: int | None = None
     nvme_bytes_per_s: float | None = None
+    #: Fixed costs (optional, None when absent: section 2's formulas exactly). A fixed cost per
+    #: (step, layer) added to ``dense(b)``: the framework's per-layer kernels, Python and
+    #: dequantisation work that neither weight bytes nor FLOPs account for, seconds.
+    layer_overhead_s: float | None = None
+    #: Achieved fraction, in (0, 1], of ``mem_bytes_per_s`` and ``flops_per_s`` in ``expert(n)``
+    #: (``expert_efficiency``) and in ``dense(b)`` (``dense_efficiency``).
+    expert_efficiency: float | None = None
+    dense_efficiency: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The SPEC fields as a plain JSON-able dict (``description`` and absent optional
@@ -162,7 +170,8 @@ class HardwareProfile:
 # Field kinds: "int" a positive integer; "int0" an integer >= 0 (a model with no dense weights
 # per layer); "float" a positive number; "rate" a positive number or infinity (an idealised link
 # or device, for what-if studies); "float0" a finite number >= 0 (fixed costs a profile may
-# leave out).
+# leave out); "fraction" a number in (0, 1] (an achieved share of a rate). An integer field
+# also takes an integral float (80e9, 28.5e6: TOML and JSON writers often produce them).
 _MODEL_KINDS = {
     "num_layers": "int",
     "num_experts": "int",
@@ -186,11 +195,15 @@ _HARDWARE_KINDS = {
     "cpu_overhead_s": "float0",
     "host_bytes": "int",
     "nvme_bytes_per_s": "rate",
+    "layer_overhead_s": "float0",
+    "expert_efficiency": "fraction",
+    "dense_efficiency": "fraction",
 }
 #: Fields a profile may leave out (the options that need them say so when they are absent).
 _OPTIONAL = {
     "dense_bytes_total", "kv_bytes_per_token",
     "cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s", "host_bytes", "nvme_bytes_per_s",
+    "layer_overhead_s", "expert_efficiency", "dense_efficiency",
 }
 
 
@@ -228,11 +241,16 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
             return sizes[0] if len(set(sizes)) == 1 else sizes
         rule = "int"
     if rule in ("int", "int0"):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            hint = " (write 28_500_000, not 28.5e6)" if isinstance(value, float) else ""
-            raise ProfileError(
-                f"{prefix} must be an integer, got {type(value).__name__} {value!r}{hint}"
-            )
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ProfileError(f"{prefix} must be an integer, got {type(value).__name__} {value!r}")
+        if not isinstance(value, numbers.Integral):
+            as_float = float(value)
+            if not (math.isfinite(as_float) and as_float.is_integer()):
+                raise ProfileError(
+                    f"{prefix} must be an integer (an integral float such as 28.5e6 is "
+                    f"accepted), got {type(value).__name__} {value!r}"
+                )
+            value = as_float
         value = int(value)
         if value < 0 or (value == 0 and rule == "int"):
             raise ProfileError(f"{prefix} must be {'positive' if rule == 'int' else 'zero or positive'}, got {value}")
@@ -246,6 +264,8 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
         raise ProfileError(f"{prefix} must be positive, got {value}")
     if rule == "float0" and value < 0.0:
         raise ProfileError(f"{prefix} must be zero or positive, got {value}")
+    if rule == "fraction" and not 0.0 < value <= 1.0:
+        raise ProfileError(f"{prefix} must be a fraction in (0, 1], got {value}")
     return value
 
 
@@ -395,6 +415,16 @@ def _resolve(kind: _Kind, x: Any):
         known = _builtins(kind)
         if x in known:
             return known[x]
+        if kind is _MODEL and x.endswith("]"):  # NAME[0,8,12] or NAME[k=K]: see derive.py
+            from .derive import derived_model
+
+            return derived_model(x, lambda base: _resolve(kind, base))
+        if kind is _MODEL and not os.path.isfile(x):  # NAME@wB: see quantise.py
+            from .quantise import quantised_model
+
+            quantised = quantised_model(x, lambda base: _resolve(kind, base))
+            if quantised is not None:
+                return quantised
         if _looks_like_path(x):
             return _load_file(kind, Path(x))
         raise ProfileError(
@@ -415,8 +445,9 @@ def model_profile(x: Any) -> ModelProfile:
     Parameters
     ----------
     x : str, os.PathLike, Mapping or ModelProfile
-        A built-in name (see :func:`list_models`), a path to a TOML file holding one profile
-        table, a mapping with the fields of :class:`ModelProfile` (``name`` required,
+        A built-in name (see :func:`list_models`), such a name with a suffix (``NAME@w4``:
+        quantised experts, :mod:`fastsim.profiles.quantise`; ``NAME[k=6]``: see
+        :mod:`fastsim.profiles.derive`), a path to a TOML file holding one profile table, a mapping with the fields of :class:`ModelProfile` (``name`` required,
         ``description`` optional), or a profile, returned unchanged.
 
     Returns
@@ -450,8 +481,9 @@ def hardware_profile(x: Any) -> HardwareProfile:
     ------
     ProfileError
         Unknown name (the message lists the built-ins), unreadable or malformed file, missing or
-        unknown field, wrong type, or a value out of range (``transfer_latency_s`` and
-        ``launch_s`` may be 0, everything else must be positive).
+        unknown field, wrong type, or a value out of range (``transfer_latency_s``,
+        ``launch_s``, ``cpu_overhead_s`` and ``layer_overhead_s`` may be 0, the efficiencies
+        lie in (0, 1], everything else must be positive).
     """
     return _resolve(_HARDWARE, x)
 

@@ -4,6 +4,12 @@ Each duration is computed once in floating point from the profiles and rounded h
 (``int(seconds * 1e9 + 0.5)``); the clock then runs on integers, so every implementation makes
 the same hit/late decisions. A key's load and its expert's weight read use its layer's expert
 size (SPEC section 6); with one size every layer's figures are the same.
+
+The hardware profile's optional fixed costs (docs/profiles.md, "Fixed costs") enter here: an
+efficiency ``f`` scales both rates of its term (``bytes / (f * mem_bytes_per_s)``,
+``flops / (f * flops_per_s)``) and ``layer_overhead_s`` is added to the dense part as
+``(launch_s + layer_overhead_s) + max(...)``. Absent, they are skipped, not replaced by 1.0 and
+0.0, so the default durations are section 2's expressions exactly.
 """
 from __future__ import annotations
 
@@ -21,19 +27,27 @@ def load_seconds(model, hardware, expert_bytes=None) -> float:
     return hardware.transfer_latency_s + size / hardware.h2d_bytes_per_s
 
 
+def _rates(hardware, efficiency):
+    """``(mem_bytes_per_s, flops_per_s)`` as achieved at ``efficiency`` (None: the profile's)."""
+    if efficiency is None:
+        return hardware.mem_bytes_per_s, hardware.flops_per_s
+    return efficiency * hardware.mem_bytes_per_s, efficiency * hardware.flops_per_s
+
+
 def expert_seconds(model, hardware, n: int, expert_bytes=None) -> float:
     """An expert serving ``n`` tokens: weights read once, or compute, whichever is slower."""
     size = model.expert_bytes if expert_bytes is None else expert_bytes
-    return hardware.launch_s + max(
-        size / hardware.mem_bytes_per_s, n * model.expert_flops_per_token / hardware.flops_per_s
-    )
+    mem, flops = _rates(hardware, hardware.expert_efficiency)
+    return hardware.launch_s + max(size / mem, n * model.expert_flops_per_token / flops)
 
 
 def dense_seconds(model, hardware, b: int) -> float:
-    """A layer's non-expert work for ``b`` active tokens."""
-    return hardware.launch_s + max(
-        model.dense_bytes_per_layer / hardware.mem_bytes_per_s, b * model.dense_flops_per_token / hardware.flops_per_s
-    )
+    """A layer's non-expert work for ``b`` active tokens, plus the per-layer fixed cost."""
+    mem, flops = _rates(hardware, hardware.dense_efficiency)
+    fixed = hardware.launch_s
+    if hardware.layer_overhead_s is not None:
+        fixed = fixed + hardware.layer_overhead_s
+    return fixed + max(model.dense_bytes_per_layer / mem, b * model.dense_flops_per_token / flops)
 
 
 def cost_tables(model, hardware, batch_size: int):

@@ -29,6 +29,10 @@ def __getattr__(name):
         from .sweep import replay_many
 
         return replay_many
+    if name == "cache_curve":
+        from .curve import cache_curve
+
+        return cache_curve
     if name == "trace_stats":
         from .trace.stats import trace_stats
 

@@ -53,9 +53,38 @@ def _fenwick_prefix(tree, i):
 
 
 @kernel
-def stack_distances(r_ptr, r_experts, num_layers, num_experts, per_layer):
-    """Per entry of ``R``: its LRU stack distance before its position (``COLD`` on first use),
-    and per key the position of its first use (``-1`` if never), global or per layer.
+def _compact(tree, last, keys_lo, keys_hi, stride):
+    """Renumber the live markers of one stream 0..n-1 in tick order and rebuild the tree: the
+    tree then spans a few times the stream's keys instead of its whole length, and stays in
+    cache. Returns the next tick."""
+    n = 0
+    for key in range(keys_lo, keys_hi, stride):
+        if last[key] >= 0:
+            n += 1
+    keys = np.empty(n, np.int64)
+    ticks = np.empty(n, np.int64)
+    i = 0
+    for key in range(keys_lo, keys_hi, stride):
+        if last[key] >= 0:
+            keys[i] = key
+            ticks[i] = last[key]
+            i += 1
+    order = np.argsort(ticks)
+    tree[:] = 0
+    for rank in range(n):
+        last[keys[order[rank]]] = rank
+        _fenwick_add(tree, rank, 1)
+    return n
+
+
+@kernel
+def stack_histogram(r_ptr, r_experts, num_layers, num_experts, per_layer, want_dist):
+    """LRU stack distances of every access, as ``(hist, first, dist)``.
+
+    ``hist[l, d]``: accesses of layer ``l`` at distance ``d`` (1 + the distinct keys of its
+    stream used since the key's last use; ``d = L * E + 1`` for a first use, a miss at every
+    size); ``first``: per key the position of its first use (-1 if never); ``dist`` (with
+    ``want_dist``): per entry its distance, ``COLD`` on first use.
 
     Recency is the tick order of SPEC section 3 (positions in order, ``R`` ascending inside
     one). All of a position's distances are taken before any of its keys moves, because keys
@@ -64,11 +93,15 @@ def stack_distances(r_ptr, r_experts, num_layers, num_experts, per_layer):
     positions = r_ptr.shape[0] - 1
     entries = r_experts.shape[0]
     num_keys = num_layers * num_experts
-    dist = np.empty(entries, np.int64)
+    cold = np.iinfo(np.int64).max
+    hist = np.zeros((num_layers, num_keys + 2), np.int64)
+    dist = np.empty(entries if want_dist else 0, np.int64)
     first = np.full(num_keys, -1, np.int64)
     last = np.full(num_keys, -1, np.int64)  # tick of each key's last use
     streams = num_layers if per_layer else 1
-    tree = np.zeros(entries + 2, np.int64)
+    span = num_experts if per_layer else num_keys
+    cap = max(64, 4 * span)
+    tree = np.zeros(cap + 2, np.int64)
     for stream in range(streams):
         tree[:] = 0
         markers = 0
@@ -80,12 +113,22 @@ def stack_distances(r_ptr, r_experts, num_layers, num_experts, per_layer):
             base = l * num_experts
             lo = r_ptr[p]
             hi = r_ptr[p + 1]
+            if tick + (hi - lo) > cap:
+                if per_layer:
+                    tick = _compact(tree, last, base, base + num_experts, 1)
+                else:
+                    tick = _compact(tree, last, 0, num_keys, 1)
             for j in range(lo, hi):
                 key = base + r_experts[j]
                 if last[key] < 0:
-                    dist[j] = COLD
+                    d = num_keys + 1
+                    if want_dist:
+                        dist[j] = cold
                 else:
-                    dist[j] = 1 + markers - _fenwick_prefix(tree, last[key])
+                    d = 1 + markers - _fenwick_prefix(tree, last[key])
+                    if want_dist:
+                        dist[j] = d
+                hist[l, d] += 1
             for j in range(lo, hi):
                 key = base + r_experts[j]
                 if last[key] >= 0:
@@ -96,6 +139,13 @@ def stack_distances(r_ptr, r_experts, num_layers, num_experts, per_layer):
                 _fenwick_add(tree, tick, 1)
                 last[key] = tick
                 tick += 1
+    return hist, first, dist
+
+
+def stack_distances(r_ptr, r_experts, num_layers, num_experts, per_layer):
+    """Per entry of ``R``: its LRU stack distance (``COLD`` on first use), and per key the
+    position of its first use (-1 if never)."""
+    _, first, dist = stack_histogram(r_ptr, r_experts, num_layers, num_experts, per_layer, True)
     return dist, first
 
 
@@ -176,16 +226,20 @@ def _partition_sizes(total: int, L: int) -> list[int]:
 def _stack_metrics(trace, cfg, sched, sizes, partition):
     L, E = trace.num_layers, trace.num_experts
     per_layer = partition == PER_LAYER
-    dist, first = stack_distances(sched.r_ptr, sched.r_experts, L, E, per_layer)
+    hist, first, _ = stack_histogram(sched.r_ptr, sched.r_experts, L, E, per_layer, False)
     load_ns, expert_ns, dense_ns = layer_cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
     positions = sched.r_ptr.shape[0] - 1
-    entry_layer = np.repeat(np.arange(positions) % L, np.diff(sched.r_ptr))
+    widths = np.diff(sched.r_ptr)
+    entry_layer = np.repeat(np.arange(positions) % L, widths)
     # compute time does not depend on the cache: dense per position plus each expert's work
     base_ns = int(dense_ns[sched.active].sum()) * L + int(expert_ns[entry_layer, sched.r_counts].sum())
-    by_layer = [np.sort(dist[entry_layer == l]) for l in range(L)]
+    # hits of layer l at C slots: accesses at distance <= C
+    within = np.cumsum(hist, axis=1)
+    layer_total = hist.sum(axis=1)
     firsts = [np.sort(first[l * E:(l + 1) * E][first[l * E:(l + 1) * E] >= 0]) for l in range(L)]
     all_firsts = np.sort(first[first >= 0])
-    ws_layer = [int(np.diff(sched.r_ptr)[l::L].max()) if positions else 0 for l in range(L)]
+    ws_layer = [int(widths[l::L].max()) if positions else 0 for l in range(L)]
+    working_set = max(ws_layer, default=0)
     accesses = int(sched.r_experts.shape[0])
     out = []
     for c in sizes:
@@ -197,10 +251,10 @@ def _stack_metrics(trace, cfg, sched, sizes, partition):
                     raise ConfigError(f"layer {l}'s partition of {caps[l]} slots ({c} slots, per-layer) is smaller than "
                                       f"its working set of {ws_layer[l]}")
         else:
-            if c < sched.max_working_set:
-                raise ConfigError(f"a cache of {c} experts is smaller than the working set of {sched.max_working_set}")
+            if c < working_set:
+                raise ConfigError(f"a cache of {c} experts is smaller than the working set of {working_set}")
             caps = [min(c, L * E)] * L
-        misses_l = [int(by_layer[l].shape[0] - np.searchsorted(by_layer[l], caps[l], side="right")) for l in range(L)]
+        misses_l = [int(layer_total[l] - within[l, min(caps[l], L * E)]) for l in range(L)]
         misses = sum(misses_l)
         stall_ns = sum(m * int(load_ns[l]) for l, m in enumerate(misses_l))
         if per_layer:

@@ -6,6 +6,8 @@ hooks: the full sequence (prompt plus fed generated tokens) runs again without a
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,7 @@ def test_decoder_only_capture_matches_router_selection(name):
     moe_layers = len(result.router_names)
     assert trace.num_layers == moe_layers == len(_reference_decoder_only(name, model, result)[0][0][0])
     assert trace.sequence_lengths.tolist() == [len(p) + STEPS - 1 for p in PROMPTS]
+    assert trace.prompt_tokens.tolist() == [len(p) for p in PROMPTS]
     assert [len(t) for t in result.tokens] == [STEPS, STEPS]
     for b, (exp_ids, exp_w) in enumerate(_reference_decoder_only(name, model, result)):
         np.testing.assert_array_equal(trace.sequence(b), exp_ids)
@@ -114,6 +117,7 @@ def test_decoder_only_capture_matches_router_selection(name):
     # Without the prompt: one row per generated token, the last rows of the full capture.
     decode = capture_routing(model, PROMPTS, STEPS, ignore_eos=True)
     assert decode.sequence_lengths.tolist() == [STEPS, STEPS]
+    assert decode.prompt_tokens is None
     for b in range(len(PROMPTS)):
         np.testing.assert_array_equal(decode.sequence(b), trace.sequence(b)[-STEPS:])
 
@@ -176,6 +180,7 @@ def test_switch_capacity_overflow_is_minus_one():
     result = capture_generation(model, prompts, 3, decoder_input_ids=prefix, include_prompt=True, ignore_eos=True)
     trace = result.trace
     assert trace.sequence_lengths.tolist() == [len(prefix) + 2] * 2
+    assert trace.prompt_tokens.tolist() == [len(prefix)] * 2  # the decoder prompt
     logits = _switch_reference(model, prompts, prefix, result.tokens)[0]
     chosen = logits.argmax(-1).numpy()  # (B, T, L)
     for b in range(2):
@@ -235,6 +240,15 @@ def test_cli_config_dry_run_writes_trace(tmp_path, capsys):
     assert (trace.num_layers, trace.top_k, trace.num_experts) == (3, 2, 8)
     assert "--config tiny-qwen2-moe" in trace.source
     assert trace.metadata["capture.model_type"] == "qwen2_moe"
+    assert trace.prompt_tokens is None
+    marked = tmp_path / "p.parquet"
+    assert main(["trace", "capture", "--config", "tiny-qwen2-moe", "--tokens", "3", "--num-prompts", "3",
+                 "--batch-size", "2", "--ignore-eos", "--include-prompt", "--out", str(marked)]) == 0
+    assert "prompt tokens" in capsys.readouterr().out
+    with_prompt = read_trace(marked)
+    prompts = json.loads(with_prompt.metadata["capture.prompt_lengths"])
+    assert with_prompt.prompt_tokens.tolist() == prompts
+    assert with_prompt.sequence_lengths.tolist() == [p + 2 for p in prompts]
     assert main(["trace", "capture", "--config", "tiny-unknown", "--out", str(tmp_path / "u.parquet")]) == 2
     assert "unknown tiny model" in capsys.readouterr().err
     assert not (tmp_path / "u.parquet").exists()

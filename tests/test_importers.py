@@ -314,7 +314,9 @@ def test_configured_field_names(tmp_path):
     seqs, scores = make_sequences(rng)
     names = {"request": "rid", "token": "step", "layer": "moe", "experts": "chosen", "scores": "w"}
     write_jsonl(tmp_path / "r.jsonl", records(seqs, scores, rng), names=names)
-    with pytest.raises(TraceError, match=r"line 1: no layer given"):
+    # Without the names no record is a routing record: each is skipped and counted.
+    with pytest.raises(TraceError, match=r"r\.jsonl: holds no routing records; \d+ non-routing records "
+                       r"skipped \(\d+ without a layer or experts field\); a routing record has a layer field"):
         import_trace(tmp_path / "r.jsonl")
     trace = import_trace(tmp_path / "r.jsonl", fields=names, num_experts=E, num_layers=L, top_k=K)
     assert_trace(trace, seqs, scores)
@@ -408,7 +410,7 @@ def test_duplicate_layer_names_both_lines(tmp_path):
         ({**GOOD, "layer": -1}, {}, r"line 3: layer -1 is negative"),
         ({**GOOD, "layer": "x"}, {}, r"line 3: layer 'x' is not an integer"),
         ({**GOOD, "experts": [1, 2.5]}, {}, r"line 3: expert id 2.5 is not an integer"),
-        ({"request_id": 0, "token_idx": 1, "experts": [1]}, {}, r"line 3: missing field 'layer'"),
+        ({"layer": 0, "experts": [1]}, {}, r"line 3: missing field 'request_id'"),
         ("{not json", {}, r"line 3: not valid JSON"),
         ("[1, 2]", {}, r"line 3: expected a JSON object"),
         ({**GOOD, "experts": "1 2"}, {}, r"line 3: field 'experts' must be a list"),
@@ -551,7 +553,8 @@ def test_cli_happy_path(tmp_path, capsys):
     [
         ('{"layer": 0, "experts": [1]}\n{"layer": 0, "experts": [1, 99]}\n', ["--num-experts", "8"],
          "line 2: expert id 99 is out of range"),
-        ('{"layer": 0, "experts": [1]}\n{"layer": 0, "token_idx": 3}\n', [], "line 2: missing field"),
+        ('{"layer": 0, "experts": [1], "token_idx": 0}\n{"layer": 0, "experts": [2]}\n', [],
+         "line 2: missing field 'token_idx'"),
         ('{"layer": 0, "experts": [1]}\n', ["--field", "expert=x"], "field option 'expert=x'"),
         ('{"layer": 0, "experts": [1]}\n', ["--model", "no-such-model"], "no-such-model"),
         ('{"layer": 0, "experts": [1]}\n', ["--sequence-lengths", "1"], "sequence_lengths applies"),

@@ -241,7 +241,8 @@ def test_cli_json_and_table(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert set(d) == {
         "entropy", "gini", "reuse", "reuse_shuffled", "top10_coverage", "top16_coverage",
-        "top25_coverage", "effective_experts", "cross_layer", "sequence_lengths", "per_layer",
+        "top25_coverage", "effective_experts", "cross_layer", "sequence_lengths",
+        "prompt_lengths", "per_layer",
     }
     assert d["gini"] == pytest.approx((10 / 32 + 3 / 28) / 2) and len(d["per_layer"]) == 2
     assert main(["trace", "stats", str(path)]) == 0

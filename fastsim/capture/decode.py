@@ -8,8 +8,9 @@ token ``i`` -- row 0 is the last prompt position (computed in the prefill), row 
 generated token ``i`` fed back with the cache. A sequence that generates ``n`` tokens (its EOS
 included) therefore has ``n`` rows; the last generated token is never fed, as in any generator.
 With ``include_prompt=True`` the rows are every real prompt position followed by the fed generated
-tokens (``prompt_length + n - 1`` rows). Left padding and rows of sequences that already finished
-are never recorded.
+tokens (``prompt_length + n - 1`` rows), and the trace marks each sequence's first
+``prompt_length`` rows as its prompt (``Trace.prompt_tokens``): the positions the prefill pass ran.
+Left padding and rows of sequences that already finished are never recorded.
 """
 from __future__ import annotations
 
@@ -153,7 +154,8 @@ def capture_generation(
     attention_mask : (B, P) tensor or array of 0/1, optional
         1 for real tokens; decoder-only prompts must be padded on the left.
     include_prompt : bool
-        Also record every real prompt position (see the module docstring).
+        Also record every real prompt position, marked as the sequence's prompt (see the module
+        docstring).
     decoder_input_ids : (B, D) or (D,) integers, optional
         Decoder prompt of an encoder-decoder model (default: the decoder start token).
     eos_token_id, ignore_eos : optional
@@ -331,6 +333,8 @@ def capture_generation(
         model=model_name,
         source=source,
         metadata=meta,
+        # Every recorded prompt row ran in the prefill pass, so the prompt is exactly those rows.
+        prompt_tokens=prompt_lengths if include_prompt else None,
     )
     tokens = [np.asarray(g, dtype=np.int64) for g in generated]
     return CaptureResult(trace=trace, tokens=tokens, prompt_lengths=prompt_lengths, router_names=[s.name for s in sites])

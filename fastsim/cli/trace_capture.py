@@ -25,7 +25,11 @@ def register(subparsers) -> None:
     p.add_argument("--prompts", metavar="FILE", help="prompts, one per line (required with --model-dir)")
     p.add_argument("--tokens", type=int, default=32, help="tokens to generate per prompt (default 32)")
     p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together (default 8)")
-    p.add_argument("--include-prompt", action="store_true", help="also record the prompt's positions")
+    p.add_argument(
+        "--include-prompt",
+        action="store_true",
+        help="also record the prompt's positions, marked as each sequence's prompt (for prefill replay)",
+    )
     p.add_argument("--ignore-eos", action="store_true", help="always generate --tokens tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the tiny model and its random prompts")
     p.add_argument("--num-prompts", type=int, default=4, help="random prompts for --config (default 4)")
@@ -56,6 +60,7 @@ def _concat(traces, source: str, metadata: dict):
     from ..trace.model import Trace
 
     first = traces[0]
+    marked = all(t.prompt_tokens is not None for t in traces)
     return Trace.from_arrays(
         np.concatenate([t.experts for t in traces]),
         num_experts=first.num_experts,
@@ -64,6 +69,7 @@ def _concat(traces, source: str, metadata: dict):
         model=first.model,
         source=source,
         metadata=metadata,
+        prompt_tokens=np.concatenate([t.prompt_tokens for t in traces]) if marked else None,
     )
 
 
@@ -149,8 +155,9 @@ def run(args) -> int:
 
     # write_trace writes a temporary file beside ``out`` and renames it: never a partial file.
     trace.write(out)
+    marks = "" if trace.prompt_tokens is None else f", {trace.num_prompt_tokens} of them prompt tokens"
     print(
-        f"wrote {out}: {trace.num_sequences} sequences, {trace.num_tokens} tokens, "
+        f"wrote {out}: {trace.num_sequences} sequences, {trace.num_tokens} tokens{marks}, "
         f"{trace.num_layers} MoE layers, top-{trace.top_k} of {trace.num_experts} experts"
     )
     return 0

@@ -108,6 +108,9 @@ def describe(path) -> dict:
         "top_k": trace.top_k,
         "experts": trace.num_experts,
         "scores": trace.scores is not None,
+        # Prefill tokens (the sum of the prompt lengths), None when no prompts are marked.
+        "prompt_tokens": None if trace.prompt_tokens is None else trace.num_prompt_tokens,
+        "prompt_sequences": None if trace.prompt_tokens is None else int((trace.prompt_tokens > 0).sum()),
         "file_bytes": os.path.getsize(path),
         "memory_bytes": trace.nbytes + trace.sequence_lengths.nbytes,
         "fingerprint": trace.fingerprint(),

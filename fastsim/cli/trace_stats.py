@@ -41,6 +41,11 @@ def _stats(args) -> int:
         "sequence lengths: "
         + ", ".join(f"{k} {_fmt(v)}" for k, v in lengths.items())
     )
+    prompts = d["prompt_lengths"]
+    print(
+        "prompt lengths: "
+        + ("none marked" if prompts is None else ", ".join(f"{k} {_fmt(v)}" for k, v in prompts.items()))
+    )
     width = max(len(h) for h in _HEADINGS.values())
     print(f"{'layer':>7} " + " ".join(f"{_HEADINGS[k]:>{width}}" for k in LAYER_KEYS))
     print(f"{'mean':>7} " + " ".join(f"{_fmt(d[k]):>{width}}" for k in LAYER_KEYS))

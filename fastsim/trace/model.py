@@ -10,7 +10,7 @@ import numpy as np
 from .._jit import kernel
 from ..errors import TraceError
 
-__all__ = ["Trace", "expert_dtype"]
+__all__ = ["Trace", "expert_dtype", "validated_prompt_tokens"]
 
 # Hash this many rows at a time so fingerprinting a 224 M-id trace needs no full-size copy.
 _HASH_CHUNK_ROWS = 1 << 20
@@ -61,6 +61,9 @@ class Trace:
         What produced it: generator and parameters, capture command, or import origin.
     metadata : dict
         Further key/value metadata kept with the file.
+    prompt_tokens : ndarray, shape (S,), int64, or None
+        Prompt length of each sequence: its first ``p`` tokens are the prompt (prefill), the
+        rest are decode tokens; ``0 <= p <=`` the sequence's length. ``None`` when not marked.
     """
 
     experts: np.ndarray
@@ -70,6 +73,7 @@ class Trace:
     model: str | None = None
     source: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    prompt_tokens: np.ndarray | None = None
     _fingerprint: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class Trace:
             self.experts, self.sequence_lengths, self.num_experts, self.scores
         )
         self.num_experts = int(self.num_experts)
+        self.prompt_tokens = validated_prompt_tokens(self.prompt_tokens, self.sequence_lengths)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -89,10 +94,12 @@ class Trace:
         model: str | None = None,
         source: str = "arrays",
         metadata: dict[str, str] | None = None,
+        prompt_tokens=None,
     ) -> "Trace":
         """Build a trace from a ``(tokens, L, K)`` integer array.
 
-        ``sequence_lengths`` defaults to one sequence holding every token. Raises
+        ``sequence_lengths`` defaults to one sequence holding every token; ``prompt_tokens``
+        (one prompt length per sequence) marks each sequence's leading prefill tokens. Raises
         :class:`~fastsim.errors.TraceError` naming the first offending entry.
         """
         experts = np.asarray(experts)
@@ -106,6 +113,7 @@ class Trace:
             model=model,
             source=source,
             metadata=dict(metadata or {}),
+            prompt_tokens=prompt_tokens,
         )
 
     @classmethod
@@ -118,11 +126,13 @@ class Trace:
         model: str | None = None,
         source: str = "",
         metadata: dict[str, str] | None = None,
+        prompt_tokens: np.ndarray | None = None,
     ) -> "Trace":
         """Wrap arrays that the caller has already validated, skipping every check and copy.
 
         For readers and generators that checked the data on the way in: ``experts`` must be
-        C-contiguous of :func:`expert_dtype`, ``sequence_lengths`` int64, ``scores`` float32.
+        C-contiguous of :func:`expert_dtype`, ``sequence_lengths`` int64, ``scores`` float32,
+        ``prompt_tokens`` int64 within the lengths.
         """
         self = cls.__new__(cls)
         self.experts = experts
@@ -132,6 +142,7 @@ class Trace:
         self.model = model
         self.source = source
         self.metadata = dict(metadata or {})
+        self.prompt_tokens = prompt_tokens
         self._fingerprint = None
         return self
 
@@ -153,6 +164,11 @@ class Trace:
         return int(self.sequence_lengths.shape[0])
 
     @property
+    def num_prompt_tokens(self) -> int:
+        """Tokens marked as prompt (prefill) tokens; 0 when the trace has no prompt marks."""
+        return 0 if self.prompt_tokens is None else int(self.prompt_tokens.sum())
+
+    @property
     def offsets(self) -> np.ndarray:
         """Start row of each sequence plus the end, shape (S + 1,), int64."""
         out = np.zeros(self.num_sequences + 1, dtype=np.int64)
@@ -164,10 +180,12 @@ class Trace:
         return int(self.experts.nbytes + (0 if self.scores is None else self.scores.nbytes))
 
     def fingerprint(self) -> str:
-        """Content hash (hex) of ``E``, the shape, the sequence lengths and every expert id.
+        """Content hash (hex) of ``E``, the shape, the sequence lengths and every expert id,
+        plus the prompt lengths when the trace marks them.
 
         Independent of the storage dtype and of scores, model name and source, so equal
-        routing gives the same fingerprint wherever it came from.
+        routing gives the same fingerprint wherever it came from; a trace without prompt marks
+        hashes exactly as before they existed.
         """
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
@@ -176,6 +194,10 @@ class Trace:
             for start in range(0, self.num_tokens, _HASH_CHUNK_ROWS):
                 chunk = self.experts[start : start + _HASH_CHUNK_ROWS]
                 h.update(np.ascontiguousarray(chunk, dtype=np.int32).tobytes())
+            if self.prompt_tokens is not None:
+                # A tag first, so no routing can hash like routing plus prompt marks.
+                h.update(b"prompt_tokens")
+                h.update(self.prompt_tokens.astype(np.int64).tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
@@ -247,3 +269,28 @@ def _validated(experts, sequence_lengths, num_experts, scores):
             raise TraceError(f"scores must be numbers, got dtype {scores.dtype}")
         scores = np.ascontiguousarray(scores, dtype=np.float32)
     return experts, lengths, scores
+
+
+def validated_prompt_tokens(prompt_tokens, sequence_lengths: np.ndarray) -> np.ndarray | None:
+    """``prompt_tokens`` as an int64 ``(S,)`` array, each ``0 <= p <=`` its sequence's length,
+    or ``None``; anything else raises :class:`~fastsim.errors.TraceError` naming the sequence."""
+    if prompt_tokens is None:
+        return None
+    prompts = np.asarray(prompt_tokens)
+    count = sequence_lengths.shape[0]
+    if prompts.ndim != 1 or prompts.shape[0] != count:
+        raise TraceError(
+            f"prompt_tokens must hold one prompt length per sequence ({count}), got shape "
+            f"{prompts.shape}"
+        )
+    if prompts.size and prompts.dtype.kind not in "iu":
+        raise TraceError(f"prompt_tokens must hold integers, got dtype {prompts.dtype}")
+    prompts = prompts.astype(np.int64)
+    bad = np.flatnonzero((prompts < 0) | (prompts > sequence_lengths))
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(
+            f"prompt_tokens of sequence {i} is {int(prompts[i])}; expected 0..{int(sequence_lengths[i])} "
+            f"(the sequence has {int(sequence_lengths[i])} tokens)"
+        )
+    return prompts

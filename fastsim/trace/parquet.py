@@ -10,11 +10,14 @@ token      int32                                        position in the sequence
 layer      int16                                        MoE layer, ``0..L-1``
 experts    fixed_size_list<int16>[K] (int32, E > 32767) chosen experts, best first, ``-1`` = lost
 scores     fixed_size_list<float32>[K] (optional)       router weights of those experts
+phase      string or integer (optional, read only)      ``prefill``/``decode`` or 0/1 per token
 ========== ============================================ ==========================================
 
 File-level key/value metadata: ``fastsim.format_version`` (``"1"``), ``num_experts``,
-``num_layers``, ``top_k``, ``num_sequences``, ``model`` (when known), ``source``, plus every entry
-of :attr:`Trace.metadata`.
+``num_layers``, ``top_k``, ``num_sequences``, ``model`` (when known), ``source``,
+``prompt_tokens`` (a JSON list, one prompt length per sequence, when the trace marks prompts),
+plus every entry of :attr:`Trace.metadata`. A ``phase`` column, as other recorders write it,
+gives the prompt marks too (see :mod:`fastsim.trace.phase`).
 
 Reading accepts what other tools write for the same table: integer columns of any width and a
 variable-size ``list<int>`` ``experts`` column whose every row holds ``K`` ids. Every malformed
@@ -24,6 +27,7 @@ input raises :class:`~fastsim.errors.TraceError` naming the file and the offendi
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 from pathlib import Path
@@ -35,8 +39,9 @@ import pyarrow.parquet as pq
 from .._jit import kernel
 from ..errors import TraceError
 from .model import Trace, _first_bad_entry, expert_dtype
+from .phase import prompt_marks
 
-__all__ = ["FORMAT_VERSION", "read_trace", "write_trace"]
+__all__ = ["FORMAT_VERSION", "RESERVED_METADATA_KEYS", "read_trace", "write_trace"]
 
 FORMAT_VERSION = "1"
 
@@ -49,7 +54,10 @@ _FORMAT_KEYS = (
     "num_sequences",
     "model",
     "source",
+    "prompt_tokens",
 )
+#: Metadata keys the format owns (Trace.metadata may not use them).
+RESERVED_METADATA_KEYS = _FORMAT_KEYS
 # Keys other writers add to describe their own schema; they are not trace metadata.
 _FOREIGN_KEY_PREFIXES = ("ARROW:", "pandas")
 _COLUMNS = ("sequence", "token", "layer", "experts")
@@ -125,6 +133,8 @@ def _file_metadata(trace: Trace) -> dict[str, str]:
     }
     if trace.model is not None:
         meta["model"] = str(trace.model)
+    if trace.prompt_tokens is not None:
+        meta["prompt_tokens"] = json.dumps([int(p) for p in trace.prompt_tokens])
     for key, value in trace.metadata.items():
         key = str(key)
         if key in _FORMAT_KEYS or key.startswith(_FOREIGN_KEY_PREFIXES):
@@ -240,7 +250,7 @@ def read_trace(path) -> Trace:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
     try:
         schema = pq.read_schema(path, memory_map=True)
-        present = [c for c in (*_COLUMNS, "scores") if c in schema.names]
+        present = [c for c in (*_COLUMNS, "scores", "phase") if c in schema.names]
         table = pq.read_table(path, columns=present, memory_map=True)
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name) from None
@@ -317,6 +327,8 @@ def read_trace(path) -> Trace:
             table, "scores", name, top_k, np.dtype(np.float32), where
         ).reshape(tokens, num_layers, top_k)
 
+    prompts = prompt_marks(raw_meta, table, name, lengths, num_layers, where)
+
     model = raw_meta.get("model")
     metadata = {
         k: v
@@ -331,6 +343,7 @@ def read_trace(path) -> Trace:
         model=model,
         source=raw_meta.get("source", ""),
         metadata=metadata,
+        prompt_tokens=prompts,
     )
 
 

@@ -38,6 +38,9 @@ layer's *uses* are its non ``-1`` entries. ``E`` is the trace's ``num_experts``,
 ``sequence_lengths``
     ``count``, ``mean``, ``min``, ``max``, ``p50``, ``p95`` of the sequence lengths (zero-length
     sequences included; percentiles by linear interpolation).
+``prompt_lengths``
+    The same summary of the prompt lengths plus ``tokens`` (their sum, the prefill tokens), or
+    ``None`` when the trace marks no prompts.
 
 A figure with no data (a layer without uses, no consecutive pairs, fewer than two layers) is
 ``None`` (``NaN`` is never returned, so the result is valid JSON).
@@ -66,7 +69,7 @@ LAYER_KEYS = (
     "top25_coverage", "effective_experts", "cross_layer",
 )
 #: Keys of the :func:`trace_stats` result.
-STAT_KEYS = LAYER_KEYS + ("sequence_lengths", "per_layer")
+STAT_KEYS = LAYER_KEYS + ("sequence_lengths", "prompt_lengths", "per_layer")
 
 
 def trace_stats(trace) -> dict:
@@ -83,6 +86,7 @@ def trace_stats(trace) -> dict:
         ``entropy``, ``gini``, ``reuse``, ``reuse_shuffled``, ``top10_coverage``,
         ``top16_coverage``, ``top25_coverage``, ``effective_experts``, ``cross_layer``: means over
         layers (float or None); ``sequence_lengths``: dict of ``count, mean, min, max, p50, p95``;
+        ``prompt_lengths``: the same plus ``tokens``, or None without prompt marks;
         ``per_layer``: list of ``L`` dicts with ``layer``, ``uses`` and each figure for that layer.
     """
     if isinstance(trace, (str, os.PathLike)):
@@ -114,6 +118,11 @@ def trace_stats(trace) -> dict:
 
     out: dict = {key: _mean(per[key]) for key in LAYER_KEYS}
     out["sequence_lengths"] = _length_summary(trace.sequence_lengths)
+    out["prompt_lengths"] = None
+    if trace.prompt_tokens is not None:
+        out["prompt_lengths"] = {
+            **_length_summary(trace.prompt_tokens), "tokens": trace.num_prompt_tokens
+        }
     out["per_layer"] = [
         {"layer": l, "uses": int(uses[l]), **{key: _num(per[key][l]) for key in LAYER_KEYS}}
         for l in range(num_layers)

@@ -20,6 +20,7 @@ replay per size (``method`` says which ran).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ._jit import kernel
 from .errors import ConfigError
@@ -32,7 +33,7 @@ __all__ = ["cache_curve", "CacheCurve", "stack_distances"]
 COLD = np.iinfo(np.int64).max  # distance of a first use: a miss at every size
 
 
-@kernel
+@njit(nogil=True, inline="always")
 def _fenwick_add(tree, i, v):
     n = tree.shape[0]
     i += 1
@@ -41,7 +42,7 @@ def _fenwick_add(tree, i, v):
         i += i & (-i)
 
 
-@kernel
+@njit(nogil=True, inline="always")
 def _fenwick_prefix(tree, i):
     """Sum of entries 0..i."""
     s = 0

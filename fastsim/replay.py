@@ -51,11 +51,13 @@ class ReplayConfig:
     layout: CacheLayout | None = None
     pin_request: str = "none"
     execution: ExecutionOptions = ExecutionOptions()
+    cache_auto: bool = False
 
     @property
     def uses_execution(self) -> bool:
-        """SPEC section 7's timeline: an execution option is set or the GPU has a host tier."""
-        return not self.execution.is_default or self.hardware.host_bytes is not None
+        """SPEC section 7's timeline: an execution option is set, the cache is sized "auto" or
+        the GPU has a host tier."""
+        return not self.execution.is_default or self.cache_auto or self.hardware.host_bytes is not None
 
     def param_dict(self) -> dict[str, float]:
         return {p.name: float(v) for p, v in zip(self.strategy.params, self.params)}
@@ -229,13 +231,17 @@ def resolve_config(
             "(give prompt_tokens to Trace.from_arrays, capture with --include-prompt, or import a phase field)"
         )
     _check_execution_profiles(execution, hprof)
-    sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores,
-                         requests=policy.needs_requests, prefill=execution.prefill)
+    _check_host_tier(hprof, mprof)
+    sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores or (defn.needs_scores and trace.scores is not None),
+                         requests=policy.needs_requests or defn.needs_requests, prefill=execution.prefill)
     working_set = sched.max_working_set
     exceed = execution.overflow == "exceed"
 
-    if isinstance(cache_bytes, str):
+    cache_auto = isinstance(cache_bytes, str)
+    if cache_auto:
         cache_bytes = _auto_cache_bytes(cache_bytes, trace, mprof, hprof, batch, reserve_bytes, context_tokens)
+    elif reserve_bytes is not None or context_tokens is not None:
+        raise ConfigError("reserve_bytes and context_tokens size cache_bytes='auto'; give cache_bytes='auto' or leave them out")
     total, unit_is_bytes, request, asked_ws = _cache_total(cache_slots, cache_bytes, defn, mprof, working_set)
     if not unit_is_bytes and cache_partition == GLOBAL and total < working_set and not exceed:
         positions = np.diff(sched.r_ptr)
@@ -271,6 +277,7 @@ def resolve_config(
         layout=layout,
         pin_request=pin_request,
         execution=execution,
+        cache_auto=cache_auto,
     )
     return cfg, sched
 
@@ -288,6 +295,14 @@ def _check_execution_profiles(execution: ExecutionOptions, hprof) -> None:
         raise ConfigError(
             f"hardware profile {hprof.name!r} gives host_bytes but no nvme_bytes_per_s: experts beyond "
             "host memory are read from NVMe at that rate"
+        )
+
+
+def _check_host_tier(hprof, mprof) -> None:
+    if hprof.host_bytes is not None and hprof.host_bytes < max(mprof.layer_bytes()):
+        raise ConfigError(
+            f"hardware profile {hprof.name!r} gives host_bytes = {hprof.host_bytes}, less than one expert of "
+            f"{mprof.name!r} ({max(mprof.layer_bytes())} bytes): host memory must hold at least the largest expert"
         )
 
 

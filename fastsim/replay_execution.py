@@ -75,24 +75,23 @@ def execution_inputs(cfg, sched, trace, per_step: bool, record: bool):
     return entry, args, phases
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    """Linear between closest ranks (numpy's default), 0 over no values."""
-    return float(np.quantile(values, q)) if values.shape[0] else 0.0
+def _summary(prefix: str, values_ns: np.ndarray) -> dict[str, float]:
+    """Mean, p50 and p99 of integer nanoseconds in seconds: the mean of the integers, quantiles
+    linear between closest ranks (numpy's default), 0 over no values."""
+    if values_ns.shape[0] == 0:
+        return {f"{prefix}_s": 0.0, f"{prefix}_p50_s": 0.0, f"{prefix}_p99_s": 0.0}
+    as_float = values_ns.astype(np.float64)
+    return {
+        f"{prefix}_s": int(values_ns.sum()) / values_ns.shape[0] / 1e9,
+        f"{prefix}_p50_s": float(np.quantile(as_float, 0.5)) / 1e9,
+        f"{prefix}_p99_s": float(np.quantile(as_float, 0.99)) / 1e9,
+    }
 
 
 def latency_metrics(step_time_ns: np.ndarray, phases: Phases) -> dict[str, float]:
     """TTFT over sequences with a prompt, TPOT over decode tokens (``docs/model.md``, "Prefill")."""
     steps = phases.prefill_step[phases.prefill_step >= 0]
-    ttft = step_time_ns[steps] / 1e9
-    tpot = np.repeat(step_time_ns, phases.decode_tokens) / 1e9
-    return {
-        "ttft_s": float(ttft.mean()) if ttft.shape[0] else 0.0,
-        "ttft_p50_s": _quantile(ttft, 0.5),
-        "ttft_p99_s": _quantile(ttft, 0.99),
-        "tpot_s": float(tpot.mean()) if tpot.shape[0] else 0.0,
-        "tpot_p50_s": _quantile(tpot, 0.5),
-        "tpot_p99_s": _quantile(tpot, 0.99),
-    }
+    return {**_summary("ttft", step_time_ns[steps]), **_summary("tpot", np.repeat(step_time_ns, phases.decode_tokens))}
 
 
 def run_execution_config(trace, cfg, sched, per_step: bool = False, record: bool = False):

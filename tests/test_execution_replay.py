@@ -152,6 +152,8 @@ def test_kernel_equals_reference(strategy, policy, data):
     np.testing.assert_array_equal(a.step_stall_s, b.step_stall_s)
     assert [w.tolist() for w in a.wanted] == [w.tolist() for w in b.wanted]
     m = a.metrics
+    if "cpu_executions" not in m:  # every option at its default: section 3's timeline ran
+        return
     assert m["misses"] == m["demand_loads"] + m["cpu_executions"] + m["zero_copy_executions"]
     assert m["prefill_accesses"] + m["decode_accesses"] == m["accesses"]
     if kw["overflow"] == "error":

@@ -4,6 +4,9 @@
 ``kernel-vs-reference``) replays one generated trace with the jitted kernel and, on a prefix of it,
 with :func:`fastsim.reference.replay_reference`. ``<strategy>-throughput`` (every built-in strategy)
 times the kernel alone on a large ``switch-base-128`` trace and a ``qwen2-57b-a14b`` trace.
+The seed's variants (:data:`VARIANTS`: ``adaptive-top-k`` and the options of top-k and
+intelligent) get both cases under names of their own, and so do today's prefetchers
+(:data:`TODAY`: noisy-oracle, pre-gated, cross-layer, moe-infinity, fine-moe, hybrimoe).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from .registry import register_case
 from .timing import median, timed, timed_at_least
 
 __all__ = [
-    "STRATEGIES", "PREFETCHING", "SWITCH", "QWEN", "prefix", "kernel_call", "compare_tokens",
+    "STRATEGIES", "PREFETCHING", "VARIANTS", "TODAY", "SWITCH", "QWEN", "prefix", "kernel_call", "compare_tokens",
     "multi_look_sizes", "quadratic_fit",
 ]
 
@@ -25,6 +28,16 @@ SWITCH = ("switch-base-128", "rtx3090", 512)
 QWEN = ("qwen2-57b-a14b", "h100-pcie", 1024)
 STRATEGIES = ("on-demand", "oracle", "multi-look", "top-k", "intelligent")
 PREFETCHING = ("oracle", "multi-look", "top-k", "intelligent")
+#: The seed's variants (docs/strategies/): ``(case name, strategy, parameters)``.
+VARIANTS = (
+    ("adaptive-top-k", "adaptive-top-k", {}),
+    ("top-k-weighted", "top-k", {"weighting": 1}),
+    ("top-k-call-order", "top-k", {"order": 1}),
+    ("intelligent-inverse-error", "intelligent", {"weight_update": 1}),
+    ("intelligent-sparse", "intelligent", {"max_transitions": 32}),
+)
+#: Today's prefetchers (docs/strategies/), at their default parameters.
+TODAY = ("noisy-oracle", "pre-gated", "cross-layer", "moe-infinity", "fine-moe", "hybrimoe")
 
 #: The kernel-vs-reference trace has ``tokens // COMPARE_DIVISOR`` tokens (20k at the default 1M).
 COMPARE_DIVISOR = 50
@@ -147,11 +160,11 @@ def _kernel_seconds(call, min_s: float = KERNEL_MIN_S) -> float:
     return timed_at_least(call, min_s)[0]
 
 
-def _vs_reference(ctx, strategy: str) -> dict:
+def _vs_reference(ctx, strategy: str, params: dict | None = None) -> dict:
     model, hardware, slots = SWITCH
     full = ctx.trace(model, compare_tokens(ctx))
-    args = dict(model=model, hardware=hardware, cache_slots=slots, eviction="lru")
-    call_full, finish_full = kernel_call(full, strategy, model, hardware, slots)
+    args = dict(model=model, hardware=hardware, cache_slots=slots, eviction="lru", **(params or {}))
+    call_full, finish_full = kernel_call(full, strategy, model, hardware, slots, params)
     ctx.log(f"{strategy}-vs-reference: compiling or loading the kernel")
     full_metrics = finish_full(call_full())
     # the shortest prefix whose reference replay lasts REFERENCE_MIN_S (the reference's cost per
@@ -164,7 +177,7 @@ def _vs_reference(ctx, strategy: str) -> dict:
         if r_s >= REFERENCE_MIN_S or n == full.num_tokens:
             break
         n = min(full.num_tokens, 2 * n)
-    call_part, finish_part = kernel_call(part, strategy, model, hardware, slots)
+    call_part, finish_part = kernel_call(part, strategy, model, hardware, slots, params)
     part_metrics = finish_part(call_part())
     r_times, k_times, f_times = [], [], []
     for i in range(ctx.repeat):
@@ -253,16 +266,16 @@ def _multi_look_vs_reference(ctx) -> dict:
     }
 
 
-def _throughput(ctx, strategy: str) -> dict:
+def _throughput(ctx, strategy: str, params: dict | None = None) -> dict:
     out: dict = {"baseline": None, "baseline_per_s": None, "ratio": None, "unit": "accesses/s"}
     for label, (model, hardware, slots), tokens in (
         ("switch", SWITCH, ctx.tokens),
         ("qwen", QWEN, max(1, ctx.tokens // QWEN_DIVISOR)),
     ):
         trace = ctx.trace(model, tokens)
-        call, finish = kernel_call(trace, strategy, model, hardware, slots)
+        call, finish = kernel_call(trace, strategy, model, hardware, slots, params)
         # compile or load the entry point on a short prefix, so the timed runs measure replays only
-        warm, _ = kernel_call(prefix(trace, 64), strategy, model, hardware, slots)
+        warm, _ = kernel_call(prefix(trace, 64), strategy, model, hardware, slots, params)
         warm()
         times = []
         metrics = None
@@ -309,6 +322,33 @@ def _register() -> None:
             f"{strategy} kernel replay (LRU, batch 1, default parameters) of a generated switch-base-128 "
             "trace (512 slots) and a qwen2-57b-a14b trace of a tenth the tokens (1024 slots)",
             target="1M-token switch replay < 20 s",
+        )(lambda ctx, s=strategy: _throughput(ctx, s))
+    for case, strategy, params in VARIANTS:
+        given = ", ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
+        register_case(
+            f"{case}-vs-reference",
+            f"{strategy} ({given}) LRU replay, 512 slots, of a generated switch-base-128 trace: jitted "
+            "kernel vs the pure-Python reference on the prefix it replays in >= 2 s",
+            target="ratio >= 100",
+        )(lambda ctx, s=strategy, p=params: _vs_reference(ctx, s, p))
+        register_case(
+            f"{case}-throughput",
+            f"{strategy} ({given}) kernel replay (LRU, batch 1) of a generated switch-base-128 trace "
+            "(512 slots) and a qwen2-57b-a14b trace of a tenth the tokens (1024 slots)",
+            target=">= 2 M accesses/s on both",
+        )(lambda ctx, s=strategy, p=params: _throughput(ctx, s, p))
+    for strategy in TODAY:
+        register_case(
+            f"{strategy}-vs-reference",
+            f"{strategy} LRU replay, 512 slots, of a generated switch-base-128 trace: jitted kernel vs "
+            "the pure-Python reference on the prefix it replays in >= 2 s",
+            target="ratio >= 100",
+        )(lambda ctx, s=strategy: _vs_reference(ctx, s))
+        register_case(
+            f"{strategy}-throughput",
+            f"{strategy} kernel replay (LRU, batch 1, default parameters) of a generated switch-base-128 "
+            "trace (512 slots) and a qwen2-57b-a14b trace of a tenth the tokens (1024 slots)",
+            target=">= 2 M accesses/s on both",
         )(lambda ctx, s=strategy: _throughput(ctx, s))
 
 

@@ -8,6 +8,12 @@ It follows the seed's class method by method, with three changes (see ``docs/str
   unstable ascending argsort; the fused list is ordered most wanted first;
 * the limits, thresholds, window and rates are parameters, and ``zero_score_fill=False`` drops the
   zero-score experts the seed's ``argsort(...)[-32:]`` pads its answer with.
+
+Two of the seed's "Advanced Features" are options: ``weight_update=1`` replaces
+``_adapt_fusion_weights`` by the seed's ``adaptive_weight_update`` (ground truth: the current set,
+as ``_adapt_fusion_weights`` uses), and ``max_transitions=N`` keeps the matrix as the seed's
+``SparseTransitionMatrix`` (at most ``N`` entries per expert; of the entries tied at the cut the
+highest id goes, where the seed's stable sort drops the latest in dict order).
 """
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ class IntelligentLayer:
         pattern_threshold=0.1,
         history_window=10,
         zero_score_fill=True,
+        weight_update=0,
+        max_transitions=0,
     ):
         self.num_experts = E = int(num_experts)
         # Learning components; the true matrix is transition_scaled * scale
@@ -72,6 +80,9 @@ class IntelligentLayer:
         self.pattern_threshold = float(pattern_threshold)
         self.history_window = int(history_window)
         self.zero_score_fill = bool(zero_score_fill)
+        self.weight_update = int(weight_update)
+        self.max_transitions = int(max_transitions)
+        self.live = [set() for _ in range(E)]  # with max_transitions: the entries each row keeps
         self.last: dict = {}
 
     @property
@@ -96,7 +107,10 @@ class IntelligentLayer:
         self.last["weights_before"] = dict(self.fusion_weights)
 
         final_predictions = self._fuse_predictions(predictions)
-        self._adapt_fusion_weights(predictions, routing_history)
+        if self.weight_update:
+            self.adaptive_weight_update(predictions, routing_history[-1], self.weight_learning_rate)
+        else:
+            self._adapt_fusion_weights(predictions, routing_history)
         return final_predictions
 
     def _probabilities_above(self, current_experts, threshold) -> dict[int, float]:
@@ -156,6 +170,9 @@ class IntelligentLayer:
             next_experts = recent_history[i + 1]
             for curr_expert in current_experts:
                 for next_expert in next_experts:
+                    if self.max_transitions:
+                        self.update_transition(curr_expert, next_expert, step)
+                        continue
                     self.transition_scaled[curr_expert][next_expert] += step
                     self.row_sum_scaled[curr_expert] += step
 
@@ -177,6 +194,40 @@ class IntelligentLayer:
             self.transition_scaled *= self.scale
             self.row_sum_scaled *= self.scale
             self.scale = 1.0
+
+    def update_transition(self, from_expert, to_expert, weight):
+        """The seed's ``SparseTransitionMatrix.update_transition`` on the scaled matrix: add, then
+        drop the smallest entry once a row holds more than ``max_transitions`` (ties: highest id)."""
+        row = self.transition_scaled[from_expert]
+        live = self.live[from_expert]
+        row[to_expert] += weight  # an entry not kept holds 0.0, and 0.0 + weight == weight
+        self.row_sum_scaled[from_expert] += weight
+        live.add(to_expert)
+        if len(live) > self.max_transitions:
+            drop = min(live, key=lambda e: (row[e], -e))
+            self.row_sum_scaled[from_expert] -= row[drop]
+            row[drop] = 0.0
+            live.discard(drop)
+
+    def adaptive_weight_update(self, predictions, ground_truth, learning_rate=0.01):
+        """The seed's ``adaptive_weight_update``, as written."""
+        component_errors = {}
+        for component, pred_experts in predictions.items():
+            pred_set = set(pred_experts)
+            true_set = set(ground_truth)
+            if len(pred_set) > 0:
+                intersection = pred_set.intersection(true_set)
+                precision = len(intersection) / len(pred_set)
+                recall = len(intersection) / len(true_set) if len(true_set) > 0 else 0
+                f1 = 2 * precision * recall / (precision + recall + 1e-10)
+                component_errors[component] = 1 - f1
+            else:
+                component_errors[component] = 1.0
+        total_inverse_error = sum(1 / (error + 0.1) for error in component_errors.values())
+        for component, error in component_errors.items():
+            target_weight = (1 / (error + 0.1)) / total_inverse_error
+            current_weight = self.fusion_weights[component]
+            self.fusion_weights[component] = (1 - learning_rate) * current_weight + learning_rate * target_weight
 
     def _adapt_fusion_weights(self, component_predictions, routing_history):
         if len(routing_history) < 2:

@@ -127,9 +127,11 @@ def pinned_keys(pinned, pin_profile, experts, num_layers: int, num_experts: int)
     return sorted(set(keys))
 
 
-def resolve_layout(cache_slots, cache_bytes, strategy_name, model, schedule, cache_partition, pinned, pin_profile, experts) -> Layout:
+def resolve_layout(cache_slots, cache_bytes, strategy_name, model, schedule, cache_partition, pinned, pin_profile, experts,
+                   check_working_set: bool = True) -> Layout:
     """Units, budgets and pins of one replay; raises ``ValueError`` on a layout that cannot hold
-    the pins or some ``(step, layer)``'s demand."""
+    the pins or (unless ``check_working_set`` is false: ``overflow="exceed"``) some
+    ``(step, layer)``'s demand."""
     L, E = schedule.num_layers, schedule.num_experts
     sizes = expert_sizes(model, L)
     C, unit, request = _cache(cache_slots, cache_bytes, strategy_name, sizes, schedule.working_set)
@@ -145,7 +147,8 @@ def resolve_layout(cache_slots, cache_bytes, strategy_name, model, schedule, cac
         room = sum(layout.size(k) for k in layout.pinned if layout.partition(k) == q)
         if room > budget:
             raise ValueError(f"pinned keys take {room} {unit} of partition {q}, whose budget is {budget}")
-    check_room(schedule, layout)
+    if check_working_set:
+        check_room(schedule, layout)
     return layout
 
 

@@ -14,6 +14,13 @@ BUILTIN_REFERENCES = {
     "multi-look": "multi_look:MultiLookReference",
     "top-k": "top_k:TopKReference",
     "intelligent": "intelligent:IntelligentReference",
+    "noisy-oracle": "noisy_oracle:NoisyOracleReference",
+    "pre-gated": "pre_gated:PreGatedReference",
+    "cross-layer": "cross_layer:CrossLayerReference",
+    "moe-infinity": "moe_infinity:MoEInfinityReference",
+    "fine-moe": "fine_moe:FineMoEReference",
+    "hybrimoe": "hybrimoe:HybriMoEReference",
+    "adaptive-top-k": "adaptive_top_k:AdaptiveTopKReference",
 }
 
 

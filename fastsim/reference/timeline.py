@@ -25,10 +25,19 @@ __all__ = ["ReferenceSchedule", "ReferenceResult", "replay_reference", "metrics_
 
 
 class ReferenceSchedule:
-    """Continuous batching and the per-``(step, layer)`` demand sets, in plain Python."""
+    """Continuous batching and the per-``(step, layer)`` demand sets, in plain Python.
 
-    def __init__(self, experts, sequence_lengths, num_layers: int, num_experts: int, batch_size: int):
+    With ``prompt_lengths`` (one per sequence; prefill, docs/model.md "Prefill") a slot that
+    takes a sequence with a prompt of ``p >= 1`` tokens runs all ``p`` in that step, then one
+    decode token per step; without it every token is a decode token."""
+
+    def __init__(self, experts, sequence_lengths, num_layers: int, num_experts: int, batch_size: int,
+                 prompt_lengths=None):
         lengths = [int(x) for x in sequence_lengths]
+        prompts = [0] * len(lengths) if prompt_lengths is None else [int(p) for p in prompt_lengths]
+        for q, (p, n) in enumerate(zip(prompts, lengths)):
+            if not 0 <= p <= n:
+                raise ValueError(f"prompt_tokens of sequence {q} is {p}; expected 0..{n} (its length)")
         starts = [0]
         for n in lengths:
             starts.append(starts[-1] + n)
@@ -37,6 +46,9 @@ class ReferenceSchedule:
         self.steps = []  # steps[s] = list of trace rows active at step s, in slot order
         self.step_sequences = []  # step_sequences[s][i] = the sequence of row steps[s][i]
         self.finished = []  # finished[s] = sequences whose last token ran at step s
+        self.prompt_rows = []  # prompt_rows[s] = the rows of step s that are prompt tokens
+        self.prefilled = []  # prefilled[s] = sequences whose prompt ran at step s
+        self.decode_tokens = []  # decode_tokens[s] = rows of step s that are decode tokens
         slots = [None] * batch_size  # (sequence, position) or None
         waiting = list(range(len(lengths)))
         while True:
@@ -48,18 +60,28 @@ class ReferenceSchedule:
                         slots[b] = (waiting.pop(0), 0)
             if all(x is None for x in slots):
                 break
-            rows, seqs, done = [], [], []
+            rows, seqs, done, prompt_rows, prefilled = [], [], [], set(), []
             for b in range(batch_size):
                 if slots[b] is not None:
                     q, pos = slots[b]
-                    rows.append(starts[q] + pos)
-                    seqs.append(q)
-                    slots[b] = (q, pos + 1) if pos + 1 < lengths[q] else None
+                    prefill = pos == 0 and prompts[q] >= 1
+                    run = prompts[q] if prefill else 1  # the whole prompt in one step
+                    for i in range(run):
+                        rows.append(starts[q] + pos + i)
+                        seqs.append(q)
+                    if prefill:
+                        prompt_rows.update(range(starts[q], starts[q] + run))
+                        prefilled.append(q)
+                    slots[b] = (q, pos + run) if pos + run < lengths[q] else None
                     if slots[b] is None:
                         done.append(q)
             self.steps.append(rows)
             self.step_sequences.append(seqs)
             self.finished.append(done)
+            self.prompt_rows.append(prompt_rows)
+            self.prefilled.append(prefilled)
+            self.decode_tokens.append(len(rows) - len(prompt_rows))
+        self._experts = experts
         self.sets = []  # sets[s][l] = (sorted experts, counts)
         for rows in self.steps:
             per_layer = []
@@ -85,6 +107,10 @@ class ReferenceSchedule:
 
     def R(self, step: int, layer: int):
         return self.sets[step][layer]
+
+    def prefill_experts(self, step: int, layer: int) -> set[int]:
+        """The experts of ``R`` that at least one prompt token routes to (prefill accesses)."""
+        return {int(e) for t in self.prompt_rows[step] for e in self._experts[t][layer] if int(e) >= 0}
 
     def keys(self, step: int, layer: int) -> list[int]:
         return [layer * self.num_experts + e for e in self.sets[step][layer][0]]
@@ -120,6 +146,25 @@ LOAD = "load"  # (LOAD, step, layer, key, kind, start, ready_at, nbytes) with ki
 EVICT = "evict"  # (EVICT, step, layer, key)
 COMPUTE = "compute"  # (COMPUTE, step, layer, g, start, end)
 OCCUPANCY = "occupancy"  # (OCCUPANCY, step, layer, resident keys)
+# The execution path (SPEC section 7, fastsim.reference.execution) writes ACCESS with a sixth
+# field, the phase ("prefill" or "decode"), and LOAD as (LOAD, step, layer, key, kind, transfer
+# id, issue time, nbytes), the start coming later in a START event; and these kinds:
+STEP = "step"  # (STEP, step, sequences whose prompt runs in it, decode tokens in it)
+LAYER = "layer"  # (LAYER, step, layer, begin, g, end, busy) busy = dense + the GPU experts' compute
+ZERO_COPY = "zero-copy"  # (ZERO_COPY, step, layer, key, transfer id, nbytes): a miss computed over the link
+CPU = "cpu"  # (CPU, step, layer, key, start, end): a miss computed on the CPU
+# START (the link starts a transfer), HOST_HIT and NVME_READ: see fastsim.reference.link
+
+
+#: The SPEC section 7 options at their defaults (section 3's timeline), and as the config records them.
+EXECUTION_DEFAULTS = dict(
+    timeline="simple", link="fifo", max_inflight_prefetches=None, miss_execution="load",
+    max_uploads_per_layer=None, overflow="error", prefill=False, reserve_bytes=None, context_tokens=None,
+)
+EXECUTION_CONFIG_DEFAULTS = dict(
+    timeline="simple", link="fifo", max_inflight_prefetches=-1, miss_execution="load",
+    max_uploads_per_layer=-1, overflow="error", prefill=False, cache_budget=None,
+)
 
 
 def replay_reference(
@@ -137,6 +182,15 @@ def replay_reference(
     pinned=None,
     pin_profile: float = 1.0,
     max_prefetch_loads=None,
+    timeline: str = "simple",
+    link: str = "fifo",
+    max_inflight_prefetches=None,
+    miss_execution: str = "load",
+    max_uploads_per_layer=None,
+    overflow: str = "error",
+    prefill: bool = False,
+    reserve_bytes=None,
+    context_tokens=None,
     per_step: bool = False,
     record: bool = False,
     **params,
@@ -150,10 +204,29 @@ def replay_reference(
     first ``pin_profile`` of the trace's tokens (SPEC section 6, docs/model.md "Cache
     organisation"). Inputs are assumed valid (the kernel side validates them); an impossible
     layout, an unknown policy or a score-aware policy without scores raises ``ValueError``.
+
+    The SPEC section 7 options (``timeline`` ... ``context_tokens``, ``cache_bytes="auto"``, a
+    hardware profile with memory tiers) run :func:`fastsim.reference.execution.
+    replay_execution_reference` whenever any of them is not at its default.
     """
+    hprof = hardware_profile(hardware)
+    execution = dict(
+        timeline=timeline, link=link, max_inflight_prefetches=max_inflight_prefetches,
+        miss_execution=miss_execution, max_uploads_per_layer=max_uploads_per_layer, overflow=overflow,
+        prefill=prefill, reserve_bytes=reserve_bytes, context_tokens=context_tokens,
+    )
+    if (execution != EXECUTION_DEFAULTS or isinstance(cache_bytes, str)
+            or getattr(hprof, "host_bytes", None) is not None):
+        from .execution import replay_execution_reference
+
+        return replay_execution_reference(
+            trace, strategy, model, hprof, cache_slots, cache_bytes, eviction, batch_size,
+            eviction_params=eviction_params, cache_partition=cache_partition, pinned=pinned,
+            pin_profile=pin_profile, max_prefetch_loads=max_prefetch_loads, per_step=per_step, record=record,
+            **execution, **params,
+        )
     name, factory = reference_strategy(strategy)
     mprof = model_profile(trace.model if model is None else model)
-    hprof = hardware_profile(hardware)
     policy_name, policy_cls = reference_eviction(eviction)
     B = int(batch_size)
     experts = trace.experts.tolist()
@@ -162,6 +235,7 @@ def replay_reference(
     layout = resolve_layout(cache_slots, cache_bytes, name, mprof, sched, cache_partition, pinned, pin_profile, experts)
     scores = None if trace.scores is None else trace.scores.tolist()
     policy = policy_cls(EvictionContext(L, E, sched, experts, scores), **dict(eviction_params or {}))
+    sched.experts, sched.scores = experts, scores  # the rows and router weights some strategies' references read
     strat = factory(L, E, trace.top_k, sched, **params)
     cap = -1 if max_prefetch_loads is None else int(max_prefetch_loads)
     times = LayerDurations(mprof, hprof, layout.byte_size)
@@ -214,6 +288,7 @@ def replay_reference(
             keys = sched.keys(s, l)
             policy.on_position(s, l)
             # 2. demand
+            demand_from = len(events)
             for key in keys:
                 tick += 1
                 if key in resident:
@@ -227,7 +302,10 @@ def replay_reference(
                     assert cands, "the working-set check lets every demand load fit"
                     evict(choose(cands, s, l), s, l)
                 load(key, g, "demand", s, l)
-            # 3. prefetch
+            # 3. prefetch; a strategy with feedback first sees this demand's outcomes, in R's order
+            if hasattr(strat, "feedback"):
+                seen = [ev[4] for ev in events[demand_from:] if ev[0] == ACCESS]
+                strat.feedback(s, l, list(R), seen)
             wanted = [int(k) for k in strat.observe(s, l, list(R), list(n))]
             wanted_lists.append(wanted)
             processed: list[int] = []
@@ -277,7 +355,8 @@ def replay_reference(
         "cache_slots": layout.capacity, "cache_request": layout.request, "cache_unit": layout.unit,
         "cache_partition": cache_partition if isinstance(cache_partition, str) else list(cache_partition),
         "partition_budgets": list(layout.budgets), "pinned": list(layout.pinned_list),
-        "pin_profile": float(pin_profile), "max_prefetch_loads": cap, "implementation": "reference",
+        "pin_profile": float(pin_profile), "max_prefetch_loads": cap,
+        **EXECUTION_CONFIG_DEFAULTS, "implementation": "reference",
         "trace": trace.fingerprint(), "fastsim_version": __version__,
     }
     result = ReferenceResult(metrics=metrics, config=config, events=events)
@@ -292,7 +371,9 @@ def replay_reference(
 
 def metrics_from_events(events, steps: int, tokens: int):
     """Every SPEC section 3 metric counted from the event record, plus per-step time and stall
-    (integer nanoseconds). Residency is replayed from the PIN, LOAD and EVICT events."""
+    (integer nanoseconds). Residency is replayed from the PIN, LOAD and EVICT events. Time comes
+    from COMPUTE events (section 3) or LAYER events (the execution path); zero-copy reads add
+    their bytes to ``h2d_bytes``."""
     outcomes = [e[4] for e in events if e[0] == ACCESS]
     demand_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "demand")
     prefetch_loads = sum(1 for e in events if e[0] == LOAD and e[4] == "prefetch")
@@ -317,6 +398,11 @@ def metrics_from_events(events, steps: int, tokens: int):
             _, s, _, g, start, end = e
             step_stall[s] += start - g
             step_time[s] += end - g
+            total = end
+        elif e[0] == LAYER:  # the layer's time minus the GPU's busy time is its stall
+            _, s, _, begin, _, end, busy = e
+            step_stall[s] += end - begin - busy
+            step_time[s] += end - begin
             total = end
     # occupancy: keys and bytes resident at each sample, pinned keys from the start
     held: dict[int, int] = {}  # key -> bytes
@@ -346,7 +432,7 @@ def metrics_from_events(events, steps: int, tokens: int):
         "prefetch_loads": prefetch_loads,
         "prefetch_useful": useful,
         "prefetch_wasted": wasted,
-        "h2d_bytes": sum(e[7] for e in events if e[0] == LOAD),
+        "h2d_bytes": sum(e[7] for e in events if e[0] == LOAD) + sum(e[5] for e in events if e[0] == ZERO_COPY),
         "stall_s": sum(step_stall) / 1e9,
         "total_time_s": total_s,
         "tokens": tokens,

@@ -7,6 +7,11 @@ addition of 1 becomes an addition of ``1 / scale`` to ``v``. Before ``scale * de
 below :data:`SCALE_FLOOR`, ``scale`` is folded into ``v`` and the seed's eager multiply is done
 once. Counts agree with the seed's up to rounding (a few ulps per fold); the kernel performs these
 same operations in the same order and so agrees with this reference bit for bit.
+
+Two options beyond the seed's class: ``weighting = 1`` re-adds the window with the seed's
+``_update_frequencies_weighted`` (the ``i``-th oldest set adds ``(i + 1) / window``), and
+``order = 1`` returns the chosen set ordered by the counts of the call (SPEC section 4) instead of
+those of the last recompute.
 """
 from __future__ import annotations
 
@@ -19,17 +24,20 @@ class TopKLayer:
     """The seed's ``TopKStrategy`` for one layer (lazy decay, deterministic order).
 
     ``predict_experts`` returns the experts chosen at the last recompute, count descending (the
-    counts of that recompute), then id ascending; empty before the first recompute.
+    counts of that recompute, or with ``order = 1`` those of this call), then id ascending; empty
+    before the first recompute.
     """
 
     def __init__(self, num_experts, k=32, decay_factor=0.999, window=10, update_frequency=100,
-                 min_count_threshold=1.0):
+                 min_count_threshold=1.0, order=0, weighting=0):
         self.num_experts = int(num_experts)
         self.k = int(k)
         self.decay_factor = float(decay_factor)
         self.window = int(window)
         self.update_frequency = int(update_frequency)
         self.min_count_threshold = float(min_count_threshold)
+        self.order = int(order)
+        self.weighting = int(weighting)
         self.scaled_counts = [0.0] * self.num_experts
         self.scale = 1.0
         self.current_top_k = []
@@ -44,7 +52,13 @@ class TopKLayer:
         self.token_count += 1
         if self.token_count % self.update_frequency == 0:
             self._recompute_top_k()
-        return list(self.current_top_k)
+        return self._ordered()
+
+    def _ordered(self):
+        if self.order == 0:
+            return list(self.current_top_k)
+        counts = self.counts()
+        return sorted(self.current_top_k, key=lambda e: (-counts[e], e))
 
     def _update_frequencies(self, routing_history):
         v = self.scaled_counts
@@ -55,9 +69,17 @@ class TopKLayer:
             self.scale = 1.0
         else:
             self.scale = self.scale * self.decay_factor
-        increment = 1.0 / self.scale
         recent_window = min(self.window, len(routing_history))
-        for token_experts in routing_history[len(routing_history) - recent_window:]:
+        recent = routing_history[len(routing_history) - recent_window:]
+        if self.weighting == 0:
+            increment = 1.0 / self.scale
+            for token_experts in recent:
+                for expert_id in token_experts:
+                    v[expert_id] += increment
+            return
+        # _update_frequencies_weighted: linear decay, more recent = higher weight
+        for i, token_experts in enumerate(recent):
+            increment = ((i + 1) / self.window) / self.scale
             for expert_id in token_experts:
                 v[expert_id] += increment
 
@@ -73,13 +95,9 @@ class TopKLayer:
 class TopKReference:
     """One :class:`TopKLayer` per layer; ``observe(s, l, R, n)`` returns keys ``l * E + e``."""
 
-    def __init__(self, num_layers, num_experts, top_k, schedule, k=32, decay_factor=0.999, window=10,
-                 update_frequency=100, min_count_threshold=1.0):
+    def __init__(self, num_layers, num_experts, top_k, schedule, **params):
         self.num_experts = int(num_experts)
-        self.layers = [
-            TopKLayer(num_experts, k, decay_factor, window, update_frequency, min_count_threshold)
-            for _ in range(int(num_layers))
-        ]
+        self.layers = [TopKLayer(num_experts, **params) for _ in range(int(num_layers))]
         self.history = [[] for _ in range(int(num_layers))]
 
     def observe(self, s, l, R, n):

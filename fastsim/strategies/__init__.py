@@ -11,6 +11,14 @@ the replay's :class:`~fastsim.timeline.schedule.Schedule`. It writes the keys it
 (``layer * E + expert``), most wanted first, into ``out`` (int64, length ``L * E``) and returns how
 many it wrote. ``params`` is a float64 array in the order of the strategy's :class:`Param` list.
 
+A strategy may also ask for feedback (registered with ``feedback=``)::
+
+    feedback(state, params, sched, s, l, experts, outcomes) -> None
+
+called right after each ``(step, layer)``'s demand and before ``observe``, with ``outcomes``
+(int8, one per entry of ``experts``) ``HIT = 0``, ``LATE = 1`` or ``MISS = 2``. Such a strategy's
+wanted lists depend on the cache, so they cannot be computed once and shared across caches.
+
 Each built-in strategy module defines ``STRATEGY`` (a :class:`StrategyDef`) with a module-level
 cached entry point ``replay(sched, cost, config, params)`` that calls the shared timeline core with
 its own hooks, so numba specialises and inlines them and the compiled code survives new processes.
@@ -31,6 +39,10 @@ __all__ = ["Param", "StrategyDef", "get_strategy", "list_strategies", "register_
 
 #: Built-in strategy modules under ``fastsim.strategies``, in the seed's order A-E.
 BUILTIN_MODULES = ("on_demand", "oracle", "multi_look", "top_k", "intelligent")
+#: The seed's variants that need a name of their own (docs/strategies/): adaptive K reads feedback.
+BUILTIN_MODULES += ("adaptive_top_k",)
+#: Today's prefetchers (docs/strategies/), after the seed's five.
+BUILTIN_MODULES += ("noisy_oracle", "pre_gated", "cross_layer", "moe_infinity", "fine_moe", "hybrimoe")
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,16 @@ class StrategyDef:
     reference: Callable | None = None
     description: str = ""
     builtin: bool = False
+    #: ``feedback(state, params, sched, s, l, experts, outcomes)``, or None: see the module notes
+    feedback: Callable | None = None
+    #: reads the schedule's router scores (``sched.r_scores``) when the trace has them
+    needs_scores: bool = False
+    #: reads the schedule's per-step request releases (``sched.rel_ptr``, ``rel_keys``, ``rel_counts``)
+    needs_requests: bool = False
+
+    def __post_init__(self):
+        if self.feedback is not None:
+            _FEEDBACK_OBSERVES.append(self.observe)
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]
@@ -119,6 +141,19 @@ class StrategyDef:
 
 _REGISTRY: dict[str, StrategyDef] = {}
 _LOADED = False
+#: ``observe`` hooks of every strategy defined with feedback (built-in or user, registered or not)
+_FEEDBACK_OBSERVES: list = []
+
+
+def takes_feedback(observe) -> str | None:
+    """The name of a strategy with feedback whose ``observe`` hook this is, else None."""
+    for fn in _FEEDBACK_OBSERVES:
+        if fn is observe:
+            for defn in list(_REGISTRY.values()):
+                if defn.observe is observe and defn.feedback is not None:
+                    return defn.name
+            return getattr(observe, "__name__", "a strategy")
+    return None
 
 
 def _load_builtins() -> None:
@@ -139,21 +174,30 @@ def register_strategy(
     reference: Callable | None = None,
     description: str = "",
     replace: bool = False,
+    feedback: Callable | None = None,
+    needs_scores: bool = False,
+    needs_requests: bool = False,
 ) -> StrategyDef:
     """Register a user strategy (a pair of ``@numba.njit`` functions) under ``name``.
 
     It then runs in :func:`fastsim.replay` and sweeps like a built-in one. Its entry point is
     compiled once per process on first use (user code cannot join fastsim's on-disk cache).
+    ``feedback``, an optional third ``@numba.njit`` function, sees each ``(step, layer)``'s demand
+    outcomes before ``observe`` (module notes); its reference then needs ``feedback(s, l, R, outcomes)``.
+    ``needs_scores``: ``observe`` reads ``sched.r_scores`` (filled when the trace has router scores,
+    else empty); ``needs_requests``: it reads the per-step request releases ``sched.rel_*``.
     """
     _load_builtins()
     if not isinstance(name, str) or not name:
         raise ConfigError("a strategy needs a non-empty name")
     if name in _REGISTRY and not replace:
         raise ConfigError(f"strategy {name!r} is already registered (pass replace=True to override)")
-    for fn, what in ((init, "init"), (observe, "observe")):
+    hooks = ((init, "init"), (observe, "observe")) + (() if feedback is None else ((feedback, "feedback"),))
+    for fn, what in hooks:
         if not hasattr(fn, "py_func"):
             raise ConfigError(f"strategy {name!r}: {what} must be a numba.njit function")
-    defn = StrategyDef(name, init, observe, tuple(params), None, reference, description)
+    defn = StrategyDef(name, init, observe, tuple(params), None, reference, description, feedback=feedback,
+                       needs_scores=bool(needs_scores), needs_requests=bool(needs_requests))
     _REGISTRY[name] = defn
     add_reference(name, reference)
     return defn

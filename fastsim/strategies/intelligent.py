@@ -14,7 +14,13 @@ layer's sets of steps ``0..s`` as its history:
 3. fuses them: every predicted expert scores the weights of the components naming it; the
    ``max_predictions`` best are wanted, zero-score experts filling up (``zero_score_fill``);
 4. adapts each component's weight by ``weight_learning_rate * (f1 - 0.5)``, ``f1`` of its
-   prediction against the current set, then normalises the weights to sum 1.
+   prediction against the current set, then normalises the weights to sum 1; with
+   ``weight_update = 1``, the seed's ``adaptive_weight_update`` instead: each weight moves by the
+   rate ``weight_learning_rate`` towards its component's share of ``1 / (1 - f1 + 0.1)``.
+
+With ``max_transitions = N > 0`` the matrix is the seed's ``SparseTransitionMatrix``: a row keeps
+at most ``N`` entries, and an addition that makes it ``N + 1`` drops its smallest (ties: the
+highest id), whose weight leaves the row sum.
 
 Order (the seed relies on set order and ascending argsorts): the fused score descending, then the
 id ascending; inside each truncated component its own score (the count, the recency value, or the
@@ -62,10 +68,15 @@ PARAMS = (
     Param("history_window", 10, "int", low=1, doc="sets the learning update re-reads each call"),
     Param("zero_score_fill", True, "bool",
           doc="fill up to max_predictions with zero-score experts, as the seed's argsort does"),
+    Param("weight_update", 0, "int", low=0, high=1,
+          doc="0: the class's _adapt_fusion_weights; 1: the seed's adaptive_weight_update (EMA to inverse-error targets)"),
+    Param("max_transitions", 0, "int", low=0,
+          doc="0: the dense matrix; N: the seed's SparseTransitionMatrix, at most N entries per expert (its 32)"),
 )
 
 # Indices into ``params``.
-_RATE, _DECAY, _LR, _MAXPRED, _LIM_T, _LIM_F, _LIM_R, _LIM_P, _THR_T, _THR_P, _WINDOW, _FILL = range(12)
+(_RATE, _DECAY, _LR, _MAXPRED, _LIM_T, _LIM_F, _LIM_R, _LIM_P, _THR_T, _THR_P, _WINDOW, _FILL,
+ _WUPD, _MAXT) = range(14)
 
 
 @kernel
@@ -81,7 +92,10 @@ def init(num_layers, num_experts, top_k, params):
         (the seed's ``time_step``); then scratch: ``best`` (E,) float64 (largest transition
         probability this call), ``cand`` (E,) int64, ``fused`` (E,) float64, ``in_r`` and
         ``touched`` (E,) int64 stamps, ``lists`` (4, E) int64 and ``lens`` (4,) int64 (the
-        components' truncated lists), ``order`` (E,) int64, ``vals`` (E,) float64, ``stamp`` (1,) int64.
+        components' truncated lists), ``order`` (E,) int64, ``vals`` (E,) float64, ``stamp`` (1,) int64;
+        then ``top_f``, ``top_r``, ``n_top``, ``cstamp`` (see :func:`_top_tracked`); with
+        ``max_transitions``, ``live`` (L, E, E) uint8 (the entries a row keeps) and ``n_live``
+        (L, E) int64, else 1-element stand-ins; ``errs`` (4,) float64, the components' errors.
     """
     L = num_layers
     E = num_experts
@@ -112,9 +126,13 @@ def init(num_layers, num_experts, top_k, params):
     top_r = np.empty((L, max(1, min(E, int(params[_LIM_R])))), np.int64)
     n_top = np.zeros((2, L), np.int64)
     cstamp = np.zeros(E, np.int64)
+    sparse = params[_MAXT] > 0
+    live = np.zeros((L, E, E) if sparse else (1, 1, 1), np.uint8)
+    n_live = np.zeros((L, E) if sparse else (1, 1), np.int64)
+    errs = np.zeros(4, np.float64)
     return (trans, row_sum, scale, freq, recency, weights, clock,
             best, cand, fused, in_r, touched, lists, lens, order, vals, stamp,
-            top_f, top_r, n_top, cstamp)
+            top_f, top_r, n_top, cstamp, live, n_live, errs)
 
 
 @kernel
@@ -210,6 +228,64 @@ def _top_tracked(top, n_top, l, limit, score, num_experts, r_ptr, r_experts, num
     return n
 
 
+@kernel(inline="always")
+def _sparse_update(T, rs, live, n_live, cap, x, r_ptr, r_experts, L, l, first, s):
+    """The learning update's transition additions into a matrix that keeps at most ``cap``
+    entries per row (the seed's ``SparseTransitionMatrix.update_transition``): a new entry that
+    makes a row ``cap + 1`` long drops the row's smallest entry (ties: the highest id), whose
+    weight leaves the row sum."""
+    E = T.shape[0]
+    for u in range(first, s):
+        p = u * L + l
+        q = p + L
+        for i in range(r_ptr[p], r_ptr[p + 1]):
+            c = r_experts[i]
+            for j in range(r_ptr[q], r_ptr[q + 1]):
+                n = r_experts[j]
+                T[c, n] += x
+                rs[c] += x
+                if live[c, n] == 0:
+                    live[c, n] = 1
+                    n_live[c] += 1
+                    if n_live[c] > cap:
+                        victim = -1
+                        low = 0.0
+                        for e in range(E):
+                            if live[c, e] != 0 and (victim < 0 or T[c, e] <= low):
+                                victim = e
+                                low = T[c, e]
+                        rs[c] -= T[c, victim]
+                        T[c, victim] = 0.0
+                        live[c, victim] = 0
+                        n_live[c] -= 1
+
+
+@kernel(inline="always")
+def _inverse_error_update(w_l, lists, lens, in_r, mark, n_cur, lr, errs):
+    """The seed's ``adaptive_weight_update`` against the current set: a component's error is
+    ``1 - f1`` (1 for an empty list); each weight moves by ``lr`` towards its component's share of
+    the inverse errors ``1 / (error + 0.1)``."""
+    total = 0.0
+    for comp in range(4):
+        m = lens[comp]
+        if m > 0:
+            lst = lists[comp]
+            inter = 0
+            for k in range(m):
+                if in_r[lst[k]] == mark:
+                    inter += 1
+            precision = inter / m
+            recall = inter / n_cur if n_cur > 0 else 0.0
+            f1 = 2 * precision * recall / (precision + recall + 1e-10)
+            errs[comp] = 1 - f1
+        else:
+            errs[comp] = 1.0
+        total += 1 / (errs[comp] + 0.1)
+    for comp in range(4):
+        target = (1 / (errs[comp] + 0.1)) / total
+        w_l[comp] = (1 - lr) * w_l[comp] + lr * target
+
+
 @kernel
 def _int_param(value, cap):
     """An integer parameter clamped to ``cap`` (parameters travel as float64)."""
@@ -223,7 +299,7 @@ def _int_param(value, cap):
 def observe(state, params, sched, s, l, experts, counts, out):
     (trans, row_sum, scale, freq, recency, weights, clock,
      best, cand, fused, in_r, touched, lists, lens, order, vals, stamp,
-     top_f, top_r, n_top, cstamp) = state
+     top_f, top_r, n_top, cstamp, live, n_live, errs) = state
     E = sched.num_experts
     L = sched.num_layers
     r_ptr = sched.r_ptr
@@ -246,16 +322,20 @@ def observe(state, params, sched, s, l, experts, counts, out):
     window = _int_param(params[_WINDOW], s + 1)
     first = s + 1 - window
     x = params[_RATE] / scale[l]
-    for u in range(first, s):
-        p = u * L + l
-        q = p + L
-        for i in range(r_ptr[p], r_ptr[p + 1]):
-            c = r_experts[i]
-            acc = rs[c]
-            for j in range(r_ptr[q], r_ptr[q + 1]):
-                T[c, r_experts[j]] += x
-                acc += x
-            rs[c] = acc
+    cap = np.int64(params[_MAXT])
+    if cap > 0:
+        _sparse_update(T, rs, live[l], n_live[l], cap, x, r_ptr, r_experts, L, l, first, s)
+    else:
+        for u in range(first, s):
+            p = u * L + l
+            q = p + L
+            for i in range(r_ptr[p], r_ptr[p + 1]):
+                c = r_experts[i]
+                acc = rs[c]
+                for j in range(r_ptr[q], r_ptr[q + 1]):
+                    T[c, r_experts[j]] += x
+                    acc += x
+                rs[c] = acc
     for u in range(first, s + 1):
         p = u * L + l
         for i in range(r_ptr[p], r_ptr[p + 1]):
@@ -270,7 +350,8 @@ def observe(state, params, sched, s, l, experts, counts, out):
     if scale[l] < RENORMALISE_BELOW:
         g = scale[l]
         for c in range(E):
-            if rs[c] != 0.0:
+            # a sparse row's sum, kept by additions and removals, may round to zero with entries left
+            if rs[c] != 0.0 or (cap > 0 and n_live[l, c] > 0):
                 for e in range(E):
                     T[c, e] *= g
             rs[c] *= g
@@ -386,7 +467,9 @@ def observe(state, params, sched, s, l, experts, counts, out):
         fused[order[a]] = 0.0
 
     # 4. weight adaptation against the set just seen
-    if s >= 1:
+    if params[_WUPD] != 0.0:
+        _inverse_error_update(w_l, lists, lens, in_r, mark, n_cur, params[_LR], errs)
+    elif s >= 1:
         lr = params[_LR]
         for comp in range(4):
             m = lens[comp]

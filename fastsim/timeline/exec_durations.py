@@ -20,8 +20,12 @@ def execution_cost_tables(model, hardware, max_tokens: int, need_cpu: bool, need
     zc_ns = np.zeros(L, np.int64)
     zc_compute_ns = np.zeros(max_tokens + 1, np.int64)
     nvme_ns = np.zeros(L, np.int64)
+    rate = hardware.flops_per_s
+    efficiency = getattr(hardware, "expert_efficiency", None)
+    if efficiency is not None:
+        rate = efficiency * rate  # as expert(n) does
     for n in range(1, max_tokens + 1):
-        zc_compute_ns[n] = to_ns(hardware.launch_s + n * model.expert_flops_per_token / hardware.flops_per_s)
+        zc_compute_ns[n] = to_ns(hardware.launch_s + n * model.expert_flops_per_token / rate)
     for l, size in enumerate(sizes):
         zc_ns[l] = to_ns(size / hardware.h2d_bytes_per_s)
         if need_cpu:

@@ -68,7 +68,8 @@ def _overflow_of(used, budget, q):
 
 
 @njit(nogil=True, inline="always")
-def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill, init, observe, policy):
+def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill, init, observe, policy,
+                  feedback):
     """Replay one configuration under the execution options (SPEC section 7).
 
     Parameters as :func:`fastsim.timeline.core.run_timeline`, plus
@@ -109,6 +110,7 @@ def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params
     state = init(num_layers, num_experts, config[CFG_TOP_K], params)
     pstate = policy.init(num_layers, num_experts, part_of_layer, part_off, ev_params, sched)
     out = np.empty(num_keys, np.int64)
+    seen = np.empty(num_experts, np.int8)  # this position's outcomes, for the feedback hook
 
     resident = np.zeros(num_keys, np.uint8)
     pf_pending = np.zeros(num_keys, np.uint8)
@@ -124,8 +126,9 @@ def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params
     lk[LK_DEMAND_FIRST] = 1 if demand_first else 0
     dq = queue_state(64)
     pq = queue_state(64)
-    host_links = np.full((3, num_keys if tiers else 1), -1, np.int64)
+    host_links = np.full((4, num_keys if tiers else 1), -1, np.int64)
     host_links[2, :] = 0
+    host_links[3, :] = 0
     hs = np.zeros(HS_SIZE, np.int64)
     hs[HS_HEAD] = -1
     hs[HS_TAIL] = -1
@@ -212,12 +215,14 @@ def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params
                     runs[j - lo] = ON_GPU
                     if ready_at[key] <= g:
                         hits += 1
+                        seen[j - lo] = HIT
                         if prefill_access:
                             pre_hits += 1
                         if record:
                             outcome[j] = HIT
                     else:
                         late += 1
+                        seen[j - lo] = LATE
                         if prefill_access:
                             pre_late += 1
                         if record:
@@ -229,6 +234,7 @@ def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params
                         policy.on_access(pstate, key, part, tick)
                     continue
                 misses += 1
+                seen[j - lo] = MISS
                 if prefill_access:
                     pre_misses += 1
                 if record:
@@ -295,6 +301,7 @@ def run_execution(sched, cost, xcost, config, xconfig, params, layout, ev_params
                 uploads += 1
                 policy.on_load(pstate, key, part, tick, True)
             # ---- prefetch
+            feedback(state, params, sched, s, l, r_experts[lo:hi], seen[: hi - lo])
             m = observe(state, params, sched, s, l, r_experts[lo:hi], r_counts[lo:hi], out)
             if m < 0 or m > num_keys:
                 raise ValueError("strategy returned a count outside 0 .. L*E")

@@ -99,11 +99,14 @@ def enqueue(q, lk, tail_i, key, issue, early, dur, kind, cur_t, ready_at, zc_don
     lk[tail_i] += 1
     if kind == PREFETCH:
         lk[LK_PF_PENDING] += 1
+    # fifo: nothing can start ahead of it, so its end is known now (section 3's ready_at);
+    # demand-first: unknown until the link starts it
+    known = predicted_end(lk, issue, early, dur) if lk[LK_DEMAND_FIRST] == 0 else UNSTARTED
     if kind == ZERO_COPY:
-        zc_done[key] = UNSTARTED
+        zc_done[key] = known
     else:
         cur_t[key] = tid
-        ready_at[key] = UNSTARTED
+        ready_at[key] = known
     return tid
 
 
@@ -213,9 +216,11 @@ HS_SIZE = 5
 
 
 def host_state(num_keys: int, host_bytes: int):
-    """``(links, scalars)``: ``links`` rows 0 prev, 1 next, 2 present flag per key."""
-    links = np.full((3, num_keys), -1, np.int64)
+    """``(links, scalars)``: ``links`` rows 0 prev, 1 next, 2 present flag, 3 when the key's
+    host copy is ready (the end of its NVMe read; 0 for the keys held at time 0)."""
+    links = np.full((4, num_keys), -1, np.int64)
     links[2, :] = 0
+    links[3, :] = 0
     hs = np.zeros(HS_SIZE, np.int64)
     hs[HS_HEAD] = -1
     hs[HS_TAIL] = -1
@@ -283,4 +288,5 @@ def host_lookup(links, hs, key, g, key_bytes, num_experts, nvme_ns, counts):
         _host_unlink(links, hs, old)
         hs[HS_USED] -= key_bytes[old // num_experts]
     _host_append(links, hs, key, nb)
+    links[3, key] = done
     return done

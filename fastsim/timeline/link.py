@@ -271,14 +271,15 @@ def host_fill(links, hs, key_bytes, num_experts):
 def host_lookup(links, hs, key, g, key_bytes, num_experts, nvme_ns, counts):
     """The host copy of ``key`` for a transfer or CPU run issued at ``g``: returns when it is
     ready (``g`` on a host hit, else the end of its NVMe read). ``counts[0]`` host hits,
-    ``counts[1]`` NVMe loads."""
+    ``counts[1]`` NVMe loads. A key is held from its lookup on: a later lookup while its read
+    is under way is a host hit that waits for the read to end."""
     nb = key_bytes[key // num_experts]
     if links[2, key]:
         counts[0] += 1
         _host_unlink(links, hs, key)
         hs[HS_USED] -= nb
         _host_append(links, hs, key, nb)
-        return g
+        return g if g > links[3, key] else links[3, key]
     counts[1] += 1
     start = g if g > hs[HS_NVME_FREE] else hs[HS_NVME_FREE]
     done = start + nvme_ns[key // num_experts]

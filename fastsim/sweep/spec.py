@@ -20,9 +20,9 @@ from ..errors import FastsimError, SpecError
 from ..profiles import hardware_profile, list_hardware, list_models, model_profile
 from ..strategies import get_strategy
 from .axes import (
-    GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, caches_axis, check_shape, eviction_choice, evictions_axis,
-    max_loads_axis, parse_cache, partition_value, partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis,
-    pinned_value,
+    BUDGET_AXES, EXECUTION_AXES, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, budget_axis, caches_axis,
+    check_shape, eviction_choice, evictions_axis, execution_axis, max_loads_axis, parse_cache, partition_value,
+    partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis, pinned_value,
 )
 from .locate import KeyLocator, format_path
 
@@ -34,14 +34,15 @@ __all__ = [
 _TOP_KEYS = {
     "name", "description", "seed", "runs", "out", "imports", "traces", "models", "hardware",
     "batch_sizes", "caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
-    "strategies", "baseline", "profiles", "reproduces",
+    "strategies", "baseline", "profiles", "reproduces", "bound", *EXECUTION_AXES, *BUDGET_AXES,
 }
 #: Published experiments a spec may declare it reproduces (``reproduces = NAME``), with the
 #: ``(num_layers, num_experts, top_k)`` their models must have.
 REPRODUCIBLE = {"seed-switch": (12, 128, 1), "seed-qwen": (28, 64, 8)}
 _TRACE_FILE_KEYS = {"name", "file", "model"}
 #: Axes a strategy table may set for itself (replacing the top-level lists).
-_GRID_AXES = {"caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads"}
+_GRID_AXES = {"caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
+              *EXECUTION_AXES, *BUDGET_AXES}
 _BASELINE_KEYS = {"strategy", "cache", "eviction", "eviction_params", "cache_partition", "pinned", "pin_profile", "params"}
 
 
@@ -82,6 +83,9 @@ class StrategyGrid:
     cache_partitions: tuple | None = None
     pinned: tuple | None = None
     pin_profiles: tuple[float, ...] | None = None
+    execution: dict = field(default_factory=dict)  # option -> values, for the options this grid sets
+    reserve_bytes: tuple | None = None
+    context_tokens: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,21 @@ class Spec:
     origin: str
     profiles: tuple | None = None  # ((ModelProfile, HardwareProfile), ...) run as pairs, not crossed
     reproduces: str | None = None  # a name in REPRODUCIBLE
+    bound: bool = False  # bound_total_time_s and headroom_share columns (docs/bounds.md)
     cache_partitions: tuple = (GLOBAL,)  # "global", "per-layer" or tuples of per-layer sizes
     pinned: tuple = (None,)  # None, counts and sorted tuples of keys
     pin_profiles: tuple[float, ...] = (1.0,)
+    #: SPEC section 7: option name -> values (each option's default alone when the spec leaves it out)
+    execution: dict = field(default_factory=lambda: dict(_EXECUTION_DEFAULTS))
+    reserve_bytes: tuple = (None,)  # byte counts, or None: the default reserve (auto caches only)
+    context_tokens: tuple = (None,)  # token counts, or None: the trace's longest sequence (auto caches only)
     raw: dict = field(repr=False, default_factory=dict)
     locator: KeyLocator | None = field(repr=False, default=None)
     shaped: tuple = field(repr=False, default=())  # (path, partition, pinned): lists checked against models
+
+    def execution_axes(self, grid: StrategyGrid) -> dict:
+        """The execution options' values for ``grid``: its own lists where it sets them."""
+        return {**self.execution, **grid.execution}
 
     def error(self, path, message: str) -> SpecError:
         """A :class:`SpecError` naming the spec, the line of ``path`` and the key."""
@@ -139,6 +152,12 @@ class Spec:
                 check_shape(partition, pinned, num_layers, num_experts)
             except ValueError as exc:
                 raise self.error(path, f"{exc} ({what} has {num_layers} layers of {num_experts} experts)") from None
+
+
+_EXECUTION_DEFAULTS = {
+    "timeline": ("simple",), "link": ("fifo",), "max_inflight_prefetches": (None,), "miss_execution": ("load",),
+    "max_uploads_per_layer": (None,), "overflow": ("error",), "prefill": (False,),
+}
 
 
 def _error(origin: str, locator: KeyLocator | None, path, message: str) -> SpecError:
@@ -302,19 +321,28 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     shaped += [(where, GLOBAL, v) for where, v in lists]
     pin_profiles = pin_profiles_axis(raw.get("pin_profiles", 1.0), ("pin_profiles",), r)
     max_loads = max_loads_axis(raw.get("max_prefetch_loads", "none"), ("max_prefetch_loads",), r)
+    execution = dict(_EXECUTION_DEFAULTS)
+    execution.update(_execution_axes(raw, (), r))
+    budgets = {k: budget_axis(k, raw[k], (k,), r) if k in raw else (None,) for k in BUDGET_AXES}
     grids = _strategies(raw, r, shaped)
+    for g in grids:
+        _check_uploads(execution, g, r)
     baseline = _baseline(raw, r, shaped)
     reproduces = raw.get("reproduces")
     if reproduces is not None and reproduces not in REPRODUCIBLE:
         raise r.fail(("reproduces",), f"expected one of {', '.join(REPRODUCIBLE)}, got {_show(reproduces)}")
+    with_bound = raw.get("bound", False)
+    if not isinstance(with_bound, bool):
+        raise r.fail(("bound",), f"expected true or false, got {_show(with_bound)}")
     spec = Spec(
         name=name, description=description, seed=seed, runs=runs, out=out, imports=imports,
         traces=traces, models=models, hardware=hardware, batch_sizes=batch_sizes, caches=caches,
         evictions=evictions, max_prefetch_loads=max_loads, grids=grids, baseline=baseline,
         spec_hash=_canonical_hash(raw), origin=r.origin, raw=raw, locator=r.locator,
         profiles=profiles, reproduces=reproduces, cache_partitions=partitions, pinned=pinned,
-        pin_profiles=pin_profiles, shaped=tuple(shaped),
+        pin_profiles=pin_profiles, shaped=tuple(shaped), execution=execution, **budgets,
     )
+    spec.bound = with_bound
     listed = []  # (model, path) of every model the spec names outside its traces
     if models is not None:
         listed = [(m, ("models", i)) for i, m in enumerate(models)]
@@ -346,6 +374,30 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
                     f"{m.name!r} has {(m.num_layers, m.num_experts, m.top_k)}",
                 )
     return spec
+
+
+def _execution_axes(table: Mapping, path: tuple, r: _Reader) -> dict:
+    """The execution axes ``table`` sets: option name -> values."""
+    return {option: execution_axis(key, table[key], path + (key,), r)
+            for key, option in EXECUTION_AXES.items() if key in table}
+
+
+def _check_uploads(execution: dict, grid: StrategyGrid, r: _Reader) -> None:
+    """A cap on uploads needs misses that run elsewhere (``cpu`` or ``zero-copy``); with ``load``
+    among the misses too, ``"none"`` must be among the caps for ``load`` to run."""
+    axes = {**execution, **grid.execution}
+    caps, misses = axes["max_uploads_per_layer"], axes["miss_execution"]
+    if all(c is None for c in caps):
+        return
+    key = grid.path + ("max_uploads_per_layer",) if "max_uploads_per_layer" in grid.execution else ("max_uploads_per_layer",)
+    where = f" (strategy table {grid.path[1]!r})" if "max_uploads_per_layer" not in grid.execution else ""
+    if not any(m in ("cpu", "zero-copy") for m in misses):
+        raise r.fail(key, f"max_uploads_per_layer caps uploads when the other misses run elsewhere: it needs "
+                          f"miss_executions to hold 'cpu' or 'zero-copy', and it holds {list(misses)}{where}")
+    if "load" in misses and None not in caps:
+        raise r.fail(key, "miss_executions holds 'load', which takes no max_uploads_per_layer: add 'none' to "
+                          f"max_uploads_per_layer (the load rows run with it), or give the caps a strategy table "
+                          f"of their own without 'load'{where}")
 
 
 def _profiles(raw: dict, r: _Reader) -> tuple | None:
@@ -426,7 +478,8 @@ def _traces(raw: dict, r: _Reader) -> tuple[TraceSpec, ...]:
 def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSpec:
     from ..trace import generate
 
-    allowed = {"name", "model", "tokens", "sequences", "seed", "preset", "router_scores"} | set(generate.DEFAULT_PARAMS)
+    allowed = {"name", "model", "tokens", "sequences", "seed", "preset", "router_scores", "prompt_tokens"} | set(
+        generate.DEFAULT_PARAMS)
     r.check_keys(entry, allowed, path, "a generated trace")
     preset = entry.get("preset")
     if preset is not None:
@@ -460,6 +513,11 @@ def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSp
             raise r.fail(path + ("router_scores",), f"expected true or false, got {_show(entry['router_scores'])}")
         if entry["router_scores"]:
             params["router_scores"] = True
+    if entry.get("prompt_tokens") is not None:
+        value = entry["prompt_tokens"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise r.fail(path + ("prompt_tokens",), f"expected a count of prompt tokens >= 0, got {_show(value)}")
+        params["prompt_tokens"] = value
     if preset is not None:
         params["preset"] = preset
     try:
@@ -540,7 +598,8 @@ def _grid(strategy: str, combos: tuple, grid: Mapping, path: tuple, r: _Reader, 
     return StrategyGrid(
         strategy=strategy, combos=combos, caches=axis("caches", caches_axis), evictions=axis("evictions", evictions_axis),
         max_prefetch_loads=axis("max_prefetch_loads", max_loads_axis), path=path, cache_partitions=partitions,
-        pinned=pinned, pin_profiles=axis("pin_profiles", pin_profiles_axis),
+        pinned=pinned, pin_profiles=axis("pin_profiles", pin_profiles_axis), execution=_execution_axes(grid, path, r),
+        **{k: budget_axis(k, grid[k], path + (k,), r) if k in grid else None for k in BUDGET_AXES},
     )
 
 

@@ -151,6 +151,7 @@ def generate_trace(
     length_sigma: float | None = None,
     weights: Sequence[float] | None = None,
     router_scores: bool = False,
+    prompt_tokens: int | None = None,
 ) -> Trace:
     """Generate a synthetic routing trace.
 
@@ -197,6 +198,10 @@ def generate_trace(
         Dirichlet over ``K + 1`` parts (the last standing for the unchosen experts), best first.
         They come from their own random stream, so the routing is the same with or without them.
         An assumed distribution, not a measured one.
+    prompt_tokens : int, optional
+        Mark the first ``min(prompt_tokens, length)`` tokens of every sequence as its prompt
+        (SPEC section 7, prefill). The routing is the same with or without marks: the generator
+        does not model prompt tokens differently (an assumption; captured traces do).
 
     Returns
     -------
@@ -213,6 +218,8 @@ def generate_trace(
     params = {k: v for k, v in given.items() if v is not None}
     if router_scores:
         params["router_scores"] = True
+    if prompt_tokens is not None:
+        params["prompt_tokens"] = prompt_tokens
     return generate_from_params(model, tokens, sequences, seed, params, preset=preset)
 
 
@@ -243,6 +250,9 @@ def generate_from_params(model, tokens: int, sequences: int | None = None, seed:
     router_scores = params.pop("router_scores", False)
     if not isinstance(router_scores, (bool, np.bool_)):
         raise TraceError(f"generate: router_scores must be true or false, got {router_scores!r}")
+    prompt = params.pop("prompt_tokens", None)
+    if prompt is not None:
+        prompt = _checked_int("prompt_tokens", prompt, 0)
     p = _checked_params({**base, **params}, num_layers)
     tokens = _checked_int("tokens", tokens, 0)
     if sequences is None:
@@ -287,11 +297,14 @@ def generate_from_params(model, tokens: int, sequences: int | None = None, seed:
             "seed": seed,
             **p,
             **({"router_scores": True} if router_scores else {}),
+            **({"prompt_tokens": prompt} if prompt is not None else {}),
         },
         sort_keys=True,
     )
     scores = _router_scores(experts, seed) if router_scores else None
-    return Trace._trusted(experts, seq_lengths, num_experts, model=name, source=source, scores=scores)
+    marks = None if prompt is None else np.minimum(seq_lengths, prompt).astype(np.int64)
+    return Trace._trusted(experts, seq_lengths, num_experts, model=name, source=source, scores=scores,
+                          prompt_tokens=marks)
 
 
 def _router_scores(experts: np.ndarray, seed: int) -> np.ndarray:

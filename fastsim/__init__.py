@@ -7,6 +7,8 @@ The public API (SPEC section 5)::
     result = fastsim.replay(trace, strategy="on-demand", model="switch-base-128",
                             hardware="rtx3090", cache_slots="working-set")
     result.metrics
+    floor = fastsim.bound(trace, "switch-base-128", "rtx3090", cache_slots=256, batch_size=1)
+    floor.total_time_s   # no strategy or eviction beats it (SPEC section 8, docs/bounds.md)
 """
 from ._version import __version__
 from .errors import ConfigError, FastsimError, ProfileError, SpecError, TraceError
@@ -33,6 +35,10 @@ def __getattr__(name):
         from .curve import cache_curve
 
         return cache_curve
+    if name == "bound":
+        import importlib
+
+        return importlib.import_module(".bound", __name__)
     if name == "trace_stats":
         from .trace.stats import trace_stats
 

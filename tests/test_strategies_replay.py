@@ -38,6 +38,7 @@ PARAMS = {
     "top-k": {
         "k": st.integers(1, 12), "decay_factor": DECAYS, "window": st.integers(1, 12),
         "update_frequency": st.integers(1, 6), "min_count_threshold": st.sampled_from([0.0, 1.0, 2.5]),
+        "order": st.integers(0, 1), "weighting": st.integers(0, 1),
     },
     "intelligent": {
         "adaptation_rate": st.sampled_from([1e-3, 0.1, 0.7]),
@@ -52,6 +53,8 @@ PARAMS = {
         "pattern_threshold": st.sampled_from([0.0, 0.1, 0.4]),
         "history_window": st.integers(1, 12),
         "zero_score_fill": st.booleans(),
+        "weight_update": st.integers(0, 1),
+        "max_transitions": st.sampled_from([0, 1, 3, 32]),
     },
 }
 

@@ -160,6 +160,7 @@ def test_registered_with_seed_defaults():
     assert defn is top_k.STRATEGY
     assert defn.defaults() == {
         "k": 32, "decay_factor": 0.999, "window": 10, "update_frequency": 100, "min_count_threshold": 1.0,
+        "order": 0, "weighting": 0,
     }
 
 

@@ -19,7 +19,7 @@ __all__ = ["BenchCase", "CASE_MODULES", "register_case", "get_cases", "resolve_n
 #: Modules under ``fastsim.bench`` that register cases, in the order the table lists them.
 CASE_MODULES = (
     "replay_cases", "parquet_case", "memory", "compile_case", "strategy_cases", "sweep_case", "eviction_cases",
-    "curve_case", "execution_cases",
+    "curve_case", "execution_cases", "bound_case",
 )
 
 

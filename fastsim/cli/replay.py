@@ -42,18 +42,49 @@ def _count(text: str, flag: str) -> int:
         raise ConfigError(f"{flag} needs an integer, got {text!r}") from None
 
 
+def _choice(text: str, flag: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {text!r}")
+    return text
+
+
+def _cap(text: str | None, flag: str, minimum: int):
+    """An integer cap ``>= minimum``, ``None`` when the flag is absent or ``none``."""
+    if text is None or text.strip().lower() == "none":
+        return None
+    value = _count(text, flag)
+    if value < minimum:
+        raise ConfigError(f"{flag} must be at least {minimum} (or none), got {value}")
+    return value
+
+
+def _bytes(text: str, flag: str, scale: float) -> int:
+    """A byte count from a number of ``scale`` bytes (GB: 1e9), zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} needs a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{flag} must be zero or positive, got {text}")
+    if scale == 1 and not value.is_integer():
+        raise ConfigError(f"{flag} needs a whole number of bytes, got {text}")
+    return int(round(value * scale))
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "replay",
         help="replay a trace under one strategy, cache and GPU",
-        description="Replay a routing trace through the expert cache and transfer timeline (SPEC sections 3 and 6).",
+        description="Replay a routing trace through the expert cache and transfer timeline (SPEC sections 3, 6 and 7).",
     )
     p.add_argument("--trace", required=True, help="Parquet trace file")
     p.add_argument("--strategy", default="on-demand", help="strategy name (default: on-demand)")
     p.add_argument("--model", help="model profile: built-in name or TOML file (default: the trace's)")
     p.add_argument("--hardware", default="rtx3090", help="hardware profile: built-in name or TOML file")
     cache = p.add_mutually_exclusive_group()
-    cache.add_argument("--cache-gb", help="cache size in GB (1 GB = 1e9 bytes)")
+    cache.add_argument("--cache-gb", help="cache size in GB (1 GB = 1e9 bytes), or 'auto' (GPU memory less dense "
+                                          "weights, KV cache and a reserve)")
+    cache.add_argument("--cache-bytes", help="cache size in bytes, or 'auto'")
     cache.add_argument("--cache-slots", help="cache size in experts, or 'working-set'")
     p.add_argument(
         "--eviction", default="lru", metavar="NAME",
@@ -80,6 +111,24 @@ def register(subparsers) -> None:
         "--import", dest="imports", action="append", default=[], metavar="MODULE",
         help="import MODULE first (repeatable): user strategies and eviction policies register there",
     )
+    x = p.add_argument_group("execution (SPEC section 7, docs/model.md)")
+    x.add_argument("--timeline", default="simple", metavar="simple|layered",
+                   help="layer anatomy: simple (default) or layered (attention and router before the experts)")
+    x.add_argument("--link", default="fifo", metavar="fifo|demand-first",
+                   help="host-to-device link order: fifo (default) or demand-first")
+    x.add_argument("--max-inflight-prefetches", metavar="N", help="cap on prefetch transfers pending at once (N >= 1)")
+    x.add_argument("--miss-execution", default="load", metavar="load|cpu|zero-copy",
+                   help="where a miss runs: load (default), cpu (Fiddler) or zero-copy")
+    x.add_argument("--max-uploads-per-layer", metavar="M",
+                   help="with --miss-execution cpu or zero-copy: at most M demand loads per step and layer")
+    x.add_argument("--overflow", default="error", metavar="error|exceed",
+                   help="a layer's experts that do not fit the cache: error (default) or exceed")
+    x.add_argument("--prefill", action="store_true", help="replay each prompt as one step (the trace must mark prompts)")
+    reserve = x.add_mutually_exclusive_group()
+    reserve.add_argument("--reserve-gb", metavar="GB", help="with an auto cache: workspace left free, GB (default 2 GiB)")
+    reserve.add_argument("--reserve-bytes", metavar="BYTES", help="with an auto cache: workspace left free, bytes")
+    x.add_argument("--context-tokens", metavar="N",
+                   help="with an auto cache: context tokens per slot's KV cache (default: the trace's longest sequence)")
     p.add_argument("--json", action="store_true", help="print one JSON object: config and metrics")
     p.set_defaults(func=run)
 
@@ -91,7 +140,11 @@ def replay_kwargs(args) -> dict:
     """
     cache_slots = None
     cache_bytes = None
-    if args.cache_gb is not None:
+    if getattr(args, "cache_bytes", None) is not None:
+        cache_bytes = "auto" if args.cache_bytes.strip().lower() == "auto" else _bytes(args.cache_bytes, "--cache-bytes", 1)
+    elif args.cache_gb is not None and args.cache_gb.strip().lower() == "auto":
+        cache_bytes = "auto"
+    elif args.cache_gb is not None:
         try:
             gb = float(args.cache_gb)
         except ValueError:
@@ -144,12 +197,52 @@ def replay_kwargs(args) -> dict:
         strategy=args.strategy, model=args.model, hardware=args.hardware, cache_slots=cache_slots,
         cache_bytes=cache_bytes, eviction=args.eviction, batch_size=batch,
         max_prefetch_loads=cap, eviction_params=ev_params or None,
-        cache_partition=partition, pinned=pinned, pin_profile=pin_profile, **params,
+        cache_partition=partition, pinned=pinned, pin_profile=pin_profile, **execution_kwargs(args, cache_bytes),
+        **params,
     )
+
+
+def execution_kwargs(args, cache_bytes) -> dict:
+    """The SPEC section 7 keyword arguments of :func:`fastsim.replay` that the flags give."""
+    from ..timeline.options import LINKS, MISS_EXECUTIONS, OVERFLOWS, TIMELINES
+
+    miss = _choice(args.miss_execution, "--miss-execution", MISS_EXECUTIONS)
+    uploads = _cap(args.max_uploads_per_layer, "--max-uploads-per-layer", 0)
+    if uploads is not None and miss == "load":
+        raise ConfigError("--max-uploads-per-layer caps uploads when the other misses run elsewhere: it needs "
+                          "--miss-execution cpu or zero-copy")
+    out = dict(
+        timeline=_choice(args.timeline, "--timeline", TIMELINES), link=_choice(args.link, "--link", LINKS),
+        max_inflight_prefetches=_cap(args.max_inflight_prefetches, "--max-inflight-prefetches", 1),
+        miss_execution=miss, max_uploads_per_layer=uploads, overflow=_choice(args.overflow, "--overflow", OVERFLOWS),
+        prefill=bool(args.prefill),
+    )
+    budget = {}
+    if args.reserve_gb is not None:
+        budget["reserve_bytes"] = _bytes(args.reserve_gb, "--reserve-gb", 1e9)
+    elif args.reserve_bytes is not None:
+        budget["reserve_bytes"] = _bytes(args.reserve_bytes, "--reserve-bytes", 1)
+    if args.context_tokens is not None:
+        budget["context_tokens"] = _cap(args.context_tokens, "--context-tokens", 0)
+    if budget and cache_bytes != "auto":
+        flag = next(f for f, given in (("--reserve-gb", args.reserve_gb), ("--reserve-bytes", args.reserve_bytes),
+                                        ("--context-tokens", args.context_tokens)) if given is not None)
+        raise ConfigError(f"{flag} sizes an auto cache: it needs --cache-gb auto (or --cache-bytes auto)")
+    return {**out, **budget}
+
+
+def _execution_text(cfg: dict) -> str:
+    """The execution options that differ from their defaults, for the summary line."""
+    from ..timeline.options import ExecutionOptions
+
+    defaults = ExecutionOptions().describe()
+    changed = [f"{k} {v}" if not isinstance(v, bool) else k for k, v in cfg.items() if k in defaults and v != defaults[k]]
+    return (", " + ", ".join(changed)) if changed else ""
 
 
 def run(args) -> int:
     from ..replay import METRICS, replay
+    from ..replay_execution import EXECUTION_METRICS
     from ..sweep.axes import eviction_choice
     from ..trace import read_trace
 
@@ -181,9 +274,11 @@ def run(args) -> int:
         line += f", partition {cfg['cache_partition']} {cfg['partition_sizes']}"
     if cfg.get("pinned"):
         line += f", {len(cfg['pinned'])} pinned ({cfg['pin_request']})"
+    line += _execution_text(cfg)
     print(line)
-    width = max(len(k) for k in METRICS)
-    for key in METRICS:
+    keys = list(METRICS) + [k for k in EXECUTION_METRICS if k in result.metrics]
+    width = max(len(k) for k in keys)
+    for key in keys:
         value = result.metrics[key]
         text = f"{value:.6g}" if isinstance(value, float) else f"{value}"
         print(f"  {key:<{width}}  {text}")

@@ -2,30 +2,28 @@
 
 Next uses come from the schedule (``r_next`` per entry, ``key_first`` per key). Each partition
 keeps its resident keys in a 4-ary max-heap by next use, ties to the lower key
-(:func:`~fastsim.eviction.base.heap_state`). Keys of the current ``R`` move to their next use only
-after the position's prefetch: until then they rank nearest, which is harmless because they may
-not be evicted anyway.
+(:func:`~fastsim.eviction.base.heap_state`), which parks the keys a victim search may not take.
+Keys of the current ``R`` move to their next use only after the position's prefetch: until then
+they rank nearest, which is harmless because they may not be evicted anyway.
 """
 from __future__ import annotations
 
 from .._jit import kernel
 from .base import (
-    H_MEMBER, H_PRIO, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, no_access, no_position,
+    H_PRIO, HEAP_ROWS, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, no_access, no_position,
     no_step,
 )
 
 __all__ = ["HOOKS"]
 
-_PART = 7  # extra row: the partition of each layer
-_SHAPE = 8  # extra row: [num_layers, num_experts]
+_SHAPE = HEAP_ROWS  # extra row: [num_layers, num_experts]
 
 
 @kernel(inline="always")
 def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
     num_keys = num_layers * num_experts
-    st = heap_state(part_off, num_keys, 2)
+    st = heap_state(part_off, num_keys + 1, 1)
     st[H_PRIO, :num_keys] = sched.key_first  # a key's next use, for members and others alike
-    st[_PART, :num_layers] = part_of_layer
     st[_SHAPE, 0] = num_layers
     st[_SHAPE, 1] = num_experts
     return st
@@ -39,14 +37,11 @@ def on_load(st, key, part, tick, demand):
 @kernel(inline="always")
 def after_position(st, sched, p, l, lo, hi):
     base = l * st[_SHAPE, 1]
-    part = st[_PART, l]
     for j in range(lo, hi):
         key = base + sched.r_experts[j]
-        # a demand moves the key's next use later: it can only rise in the heap
-        if st[H_MEMBER, key]:
-            heap_set(st, key, part, sched.r_next[j])
-        else:
-            st[H_PRIO, key] = sched.r_next[j]
+        # a demand moves the key's next use later: it can only rise in the heap (a key out of the
+        # heap only stores it)
+        heap_set(st, key, sched.r_next[j], 0)
 
 
 @kernel(inline="always")
@@ -56,7 +51,7 @@ def victim(st, part, ctx, allow_in_flight, tick):
 
 @kernel(inline="always")
 def on_evict(st, key, part):
-    heap_delete(st, key, part)
+    heap_delete(st, key)
 
 
 @kernel(inline="always")

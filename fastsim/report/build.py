@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import eviction as evmod
+from . import execution as exmod
 from . import markdown as md
 from . import seed as seedmod
 from .tables import ReportError, check_table, read_results, summarise, table_meta
@@ -206,6 +207,21 @@ def write_report(source, out=None, *, published=None, plots: bool = True) -> Rep
         contents.append(evmod.TITLE)
         body += [section, ""]
 
+    if exmod.has_section(summaries):
+        contents.append(exmod.TITLE)
+        body += [exmod.execution_section(summaries), ""]
+
+    from . import bounds as bdmod  # the lower bound (SPEC section 8) of tables swept with bound = true
+
+    if bdmod.has_section(table):
+        fig_of = {}
+        if draw:
+            for key, group in bdmod.bound_groups(table, summaries).items():
+                fig_of[key] = rel(bdmod.bound_figure(group, f"{key[0]}: {key[1]} on {key[2]}, batch {key[3]}, cache {key[4]}",
+                                                     fig_dir / f"bound-{_slug(*key)}.png"))
+        contents.append(bdmod.TITLE)
+        body += [bdmod.bound_section(table, summaries, fig_of), ""]
+
     for (trace, model, hw), mine in settings.items():
         title = f"Results: `{trace}`, `{model}` on `{hw}`"
         contents.append(title)
@@ -245,6 +261,8 @@ def _organisation(s) -> list:
         out.append(s.partition_label)
     if s.pins_label != "none":
         out.append("pins-" + s.pins_label)
+    if s.execution:
+        out.append(s.execution_label)
     return out
 
 

@@ -61,7 +61,9 @@ def _cache_label(s: Summary) -> str:
 
 
 def _strategy_label(s: Summary) -> str:
-    return s.label + (f", max {s.max_prefetch_loads} loads" if s.max_prefetch_loads is not None else "")
+    """The strategy, its prefetch cap and its execution options (SPEC section 7) where not the defaults."""
+    return (s.label + (f", max {s.max_prefetch_loads} loads" if s.max_prefetch_loads is not None else "")
+            + (f", {s.execution_label}" if s.execution else ""))
 
 
 def group_key(s: Summary) -> tuple:
@@ -453,6 +455,10 @@ def rests_on(summaries: list[Summary], traces: dict | None = None) -> list[str]:
                        "the policy behaves on that distribution, not on a real router's.")
         else:
             out.append("`score-aware` reads the trace's router weights (`scores`) as recorded.")
+    labels = list(dict.fromkeys(s.execution_label for s in summaries))
+    if labels != ["default"] and labels:
+        out.append("Execution options (docs/model.md, \"Execution\"): " + "; ".join(f"`{label}`" for label in labels)
+                   + " (`default`: SPEC section 3's timeline); each table below holds one set of them, named in its title.")
     if any(s.eviction == "belady" for s in summaries):
         out.append("`belady` evicts the key needed farthest in the future: it reads the schedule ahead and "
                    "no serving system can run it; it is the bound the online policies are measured against.")

@@ -78,14 +78,72 @@ def bytes_text(n: int) -> str:
     return f"{n:,} B"
 
 
+def execution_columns(summaries: list[Summary]) -> list[str]:
+    """The execution metric columns a table gains (SPEC section 7): TTFT where some row ran
+    prefill steps, TPOT and the decode hit rate where some row measured them, the CPU and
+    zero-copy execution counts where some row has any."""
+    def some(attr, nonzero=False):
+        return any(not math.isnan(getattr(s, attr)) and (getattr(s, attr) > 0 or not nonzero) for s in summaries)
+
+    cols = []
+    if any(s.execution.get("prefill") for s in summaries) and some("ttft_ms"):
+        cols += ["TTFT ms", "TTFT p99 ms"]
+    if some("tpot_ms"):
+        cols += ["TPOT ms", "TPOT p99 ms"]
+    if some("decode_hit_rate"):
+        cols.append("decode hit rate")
+    if some("cpu_executions", nonzero=True):
+        cols.append("CPU runs")
+    if some("zero_copy_executions", nonzero=True):
+        cols.append("zero-copy runs")
+    return cols
+
+
+def execution_cells(s: Summary, cols: list[str]) -> list[str]:
+    """``s``'s cells of :func:`execution_columns` (``–`` where its runs did not measure one;
+    TTFT where it ran no prefill steps)."""
+    prefill = bool(s.execution.get("prefill"))
+    value = {
+        "TTFT ms": ms(s.ttft_ms) if prefill else "–", "TTFT p99 ms": ms(s.ttft_p99_ms) if prefill else "–",
+        "TPOT ms": _ms3(s.tpot_ms), "TPOT p99 ms": _ms3(s.tpot_p99_ms), "decode hit rate": pct(s.decode_hit_rate),
+        "CPU runs": _count(s.cpu_executions), "zero-copy runs": _count(s.zero_copy_executions),
+    }
+    return [value[c] for c in cols]
+
+
+def _ms3(v: float) -> str:
+    """A per-token latency in ms: three significant figures (a token takes well under a ms to seconds)."""
+    return "–" if v is None or math.isnan(v) else f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def _count(v: float) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:,.0f}"
+
+
+def execution_note(summaries: list[Summary]) -> str:
+    """What execution options (SPEC section 7) a table's rows ran, when not all the defaults: a
+    line naming them when every row shares them (the table has no column for them), else a
+    pointer to the execution column."""
+    labels = list(dict.fromkeys(s.execution_label for s in summaries))
+    if labels == ["default"] or not labels:
+        return ""
+    if len(labels) == 1:
+        return f"*Execution:* every row ran with `{labels[0]}` (docs/model.md, \"Execution\"); the rest at their defaults."
+    return ("*Execution:* the execution column names the options (docs/model.md, \"Execution\") that differ from "
+            "the defaults (`default`: SPEC section 3's timeline).")
+
+
 def results_table(summaries: list[Summary]) -> str:
-    """Per configuration and batch size: latency mean ± std, p95, p99, hit rate, memory, speedup."""
+    """Per configuration and batch size: latency mean ± std, p95, p99, hit rate, memory, speedup,
+    and the execution metrics where the table has them (:func:`execution_columns`)."""
     vary = varying_identity(summaries)
     extra_ev = vary["eviction"]
     extra_cap = any(s.max_prefetch_loads is not None for s in summaries)
+    xcols = execution_columns(summaries)
     header = ["strategy", "cache"] + (["eviction"] if extra_ev else []) + identity_header(vary)
     header += ["max loads"] if extra_cap else []
-    header += ["batch", "latency ms (mean ± std)", "p95 ms", "p99 ms", "hit rate", "memory MB", "speedup", "runs"]
+    header += ["batch", "latency ms (mean ± std)", "p95 ms", "p99 ms", "hit rate", "memory MB", "speedup"]
+    header += xcols + ["runs"]
     rows = []
     for s in summaries:
         r = [s.label, _cache_text(s)]
@@ -96,21 +154,24 @@ def results_table(summaries: list[Summary]) -> str:
             r.append("–" if s.max_prefetch_loads is None else str(s.max_prefetch_loads))
         runs = str(s.runs) + (f" ({s.failed} failed)" if s.failed else "")
         r += [str(s.batch_size), pm(s.latency_mean, s.latency_std), ms(s.latency_p95), ms(s.latency_p99),
-              pct(s.hit_rate), mb(s.memory_mb), x(s.speedup), runs]
+              pct(s.hit_rate), mb(s.memory_mb), x(s.speedup)] + execution_cells(s, xcols) + [runs]
         rows.append(r)
-    align = "ll" + "l" * extra_ev + "l" * len(identity_header(vary)) + "r" * extra_cap + "r" * 8
+    align = "ll" + "l" * extra_ev + "l" * len(identity_header(vary)) + "r" * extra_cap + "r" * (8 + len(xcols))
     out = table(header, rows, align)
-    note = pins_note(summaries)
-    return out + ("\n\n" + note if note else "")
+    notes = [n for n in (pins_note(summaries), execution_note(summaries)) if n]
+    return "\n\n".join([out] + notes)
 
 
 def identity_header(vary: dict) -> list[str]:
-    """The ``partition`` and ``pins`` columns, for tables whose configurations differ in them."""
-    return (["partition"] if vary["partition"] else []) + (["pins"] if vary["pins"] else [])
+    """The ``partition``, ``pins`` and ``execution`` columns, for tables whose configurations
+    differ in them."""
+    return ((["partition"] if vary["partition"] else []) + (["pins"] if vary["pins"] else [])
+            + (["execution"] if vary.get("execution") else []))
 
 
 def identity_cells(s: Summary, vary: dict) -> list[str]:
-    return ([s.partition_label] if vary["partition"] else []) + ([s.pins_label] if vary["pins"] else [])
+    return (([s.partition_label] if vary["partition"] else []) + ([s.pins_label] if vary["pins"] else [])
+            + ([s.execution_label] if vary.get("execution") else []))
 
 
 def pins_note(summaries: list[Summary]) -> str:
@@ -459,7 +520,7 @@ def heatmap_groups(summaries: list[Summary]) -> list[tuple[str, str, str, list[S
     groups: dict[tuple, list[Summary]] = {}
     for s in summaries:
         groups.setdefault((s.strategy, s.cache_request, s.batch_size, s.eviction_label, s.partition_label,
-                           s.pins_label, s.max_prefetch_loads), []).append(s)
+                           s.pins_label, s.max_prefetch_loads, s.execution_label), []).append(s)
     for (strategy, *_), group in groups.items():
         names = list(group[0].label_params)
         varying = [k for k in names if len({s.params.get(k) for s in group}) > 1]

@@ -21,7 +21,7 @@ from ..errors import FastsimError
 __all__ = [
     "ReportError", "REQUIRED_COLUMNS", "STRATEGY_ORDER", "Summary", "read_results", "table_meta", "check_table",
     "summarise", "setting_key", "sort_key", "percentile", "sample_std", "partition_text", "pins_text",
-    "request_bytes", "varying_identity",
+    "request_bytes", "varying_identity", "EXECUTION_OPTIONS", "execution_text",
 ]
 
 #: Columns a report needs; a table without one of them is rejected.
@@ -36,6 +36,17 @@ _OPTIONAL = (
     "model_expert_bytes", "trace_source", "seed", "hw_h2d_bytes_per_s", "hw_transfer_latency_s",
     "cache_partition", "pin_request", "eviction_params", "tokens_per_s",
 )
+#: The execution option columns (SPEC section 7) and their defaults: a row at every default ran
+#: SPEC section 3's timeline.
+EXECUTION_OPTIONS = {
+    "timeline": "simple", "link": "fifo", "max_inflight_prefetches": None, "miss_execution": "load",
+    "max_uploads_per_layer": None, "overflow": "error", "prefill": False,
+}
+#: The execution metrics a report reads when the table has them (null in rows of SPEC section 3's
+#: timeline).
+_EXECUTION_READ = ("ttft_s", "ttft_p99_s", "tpot_s", "tpot_p99_s", "decode_hit_rate", "cpu_executions",
+                   "zero_copy_executions")
+_OPTIONAL += tuple(EXECUTION_OPTIONS) + ("reserve_bytes", "context_tokens") + _EXECUTION_READ
 #: The seed's strategies first, in its order; others follow alphabetically.
 STRATEGY_ORDER = ("on-demand", "oracle", "multi-look", "top-k", "intelligent")
 
@@ -87,6 +98,21 @@ class Summary:
     eviction_params: dict = field(default_factory=dict)
     tokens_per_s: float = math.nan
     show_eviction_params: bool = False  # set when the table holds more than one eviction_params value
+    # execution (SPEC section 7): the options that differ from their defaults, and the metrics
+    # (NaN where the table has no such column or the runs ran SPEC section 3's timeline)
+    execution: dict = field(default_factory=dict)
+    ttft_ms: float = math.nan
+    ttft_p99_ms: float = math.nan
+    tpot_ms: float = math.nan
+    tpot_p99_ms: float = math.nan
+    decode_hit_rate: float = math.nan
+    cpu_executions: float = math.nan
+    zero_copy_executions: float = math.nan
+
+    @property
+    def execution_label(self) -> str:
+        """The execution options that differ from the defaults (``default`` for none)."""
+        return execution_text(self.execution)
 
     @property
     def eviction_label(self) -> str:
@@ -131,6 +157,13 @@ class Summary:
             return self.strategy
         inner = ", ".join(f"{k}={_fmt_param(v)}" for k, v in self.label_params.items())
         return f"{self.strategy} ({inner})"
+
+
+def execution_text(changes: dict) -> str:
+    """Execution options as a cell: ``default``, or ``timeline=layered, prefill, ...``."""
+    if not changes:
+        return "default"
+    return ", ".join(k if v is True else f"{k}={v}" for k, v in changes.items())
 
 
 def partition_text(partition: str | None) -> str:
@@ -213,7 +246,9 @@ def sort_key(s: Summary) -> tuple:
     part_rank = (0 if part == "global" else 1 if part == "per-layer" else 2, part)
     ev_params = tuple((k, _orderable(v)) for k, v in sorted(s.eviction_params.items()))
     pins = (0, "") if s.pin_request in (None, "none") else (1, s.pin_request)
-    return (rank, s.strategy, params, cache, s.cache_request, s.eviction, ev_params, part_rank, pins, cap, s.batch_size)
+    execution = (0, "") if not s.execution else (1, s.execution_label)
+    return (rank, s.strategy, params, cache, s.cache_request, s.eviction, ev_params, part_rank, pins, execution, cap,
+            s.batch_size)
 
 
 def _orderable(v):
@@ -340,6 +375,11 @@ def summarise(table: pa.Table) -> list[Summary]:
             ev_params = json.loads(ev_params) if ev_params else {}
         except (json.JSONDecodeError, TypeError):
             ev_params = {"params": ev_params}
+        execution = {}
+        for name, default in EXECUTION_OPTIONS.items():
+            value = get(name, first)
+            if value is not None and value != default:
+                execution[name] = value
         tps = mean("tokens_per_s")
         if math.isnan(tps) and "tokens" in cols:
             vals = [cols["tokens"][i] / cols["total_time_s"][i] for i in ok
@@ -379,6 +419,14 @@ def summarise(table: pa.Table) -> list[Summary]:
                 pin_request=get("pin_request", first),
                 eviction_params=ev_params if isinstance(ev_params, dict) else {"params": ev_params},
                 tokens_per_s=tps,
+                execution=execution,
+                ttft_ms=mean("ttft_s", 1000.0),
+                ttft_p99_ms=mean("ttft_p99_s", 1000.0),
+                tpot_ms=mean("tpot_s", 1000.0),
+                tpot_p99_ms=mean("tpot_p99_s", 1000.0),
+                decode_hit_rate=mean("decode_hit_rate"),
+                cpu_executions=mean("cpu_executions"),
+                zero_copy_executions=mean("zero_copy_executions"),
             )
         )
     _label_params(out)
@@ -403,9 +451,11 @@ def _label_params(summaries: list[Summary]) -> None:
 
 def varying_identity(summaries: list[Summary]) -> dict:
     """Which parts of a configuration's cache organisation vary among ``summaries``: ``eviction``
-    (the policy or its parameters), ``partition`` and ``pins``, each True or False."""
+    (the policy or its parameters), ``partition``, ``pins`` and ``execution`` (SPEC section 7's
+    options), each True or False."""
     return {
         "eviction": len({s.eviction_label for s in summaries}) > 1,
         "partition": len({s.partition_label for s in summaries}) > 1,
         "pins": len({s.pins_label for s in summaries}) > 1,
+        "execution": len({s.execution_label for s in summaries}) > 1,
     }

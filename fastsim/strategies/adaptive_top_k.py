@@ -116,7 +116,7 @@ def observe(state, params, sched, s, l, experts, counts, out):
         if k >= 0:
             k_now[l] = k
             nchosen[l] = recompute_top(v, ng, scratch, chosen, l, k if k < num_experts else num_experts)
-    return emit(v, ng, chosen, nchosen[l], l, params[ORDER], out)
+    return emit(v, ng, chosen, nchosen[l], l, params[ORDER], out, scratch)
 
 
 PARAMS = TOP_K_PARAMS + (

@@ -38,7 +38,8 @@ def init(num_layers, num_experts, top_k, params):
     - ``calls`` (L,) int64: calls so far (the seed's ``token_count``);
     - ``chosen`` (L, k') int64: keys of the last recompute, most wanted first, ``k' = min(k, E)``;
     - ``nchosen`` (L,) int64: how many of them are valid (0 before the first recompute);
-    - ``scratch`` (E,) float64: current counts during a recompute.
+    - ``scratch`` (E,) float64: current counts during a recompute (with ``order = 1``, of the
+      chosen keys at each call).
 
     The recent ``R`` sets are read back from the schedule (positions already demanded), so no
     copy of the window is kept.
@@ -126,30 +127,31 @@ def count_call(v, g, params, sched, s, l):
 
 
 @kernel(inline="always")
-def emit(v, ng, chosen, n, l, order, out):
+def emit(v, ng, chosen, n, l, order, out, scratch):
     """Write layer ``l``'s ``n`` chosen keys into ``out``, most wanted first; returns ``n``.
 
     ``order == 0``: as the last recompute ranked them; otherwise by the counts of this call
-    (``v * ng``) descending, then id ascending, an insertion sort (the ranking drifts slowly
-    between recomputes, so it is nearly sorted already).
+    (``v * ng``) descending, then id ascending. That order is total, so ``chosen[l]`` may keep
+    the last call's order: an insertion sort of it (``scratch`` holds the counts) is nearly
+    sorted already, as the ranking drifts slowly between calls.
     """
-    for i in range(n):
-        out[i] = chosen[l, i]
     if order != 0.0:
         num_experts = v.shape[1]
+        row = chosen[l]
+        for i in range(n):
+            scratch[i] = v[l, row[i] % num_experts] * ng
         for i in range(1, n):
-            key = out[i]
-            c = v[l, key % num_experts] * ng
+            key = row[i]
+            c = scratch[i]
             b = i
-            while b > 0:
-                prev = out[b - 1]
-                cp = v[l, prev % num_experts] * ng
-                if cp < c or (cp == c and prev > key):
-                    out[b] = prev
-                    b -= 1
-                else:
-                    break
-            out[b] = key
+            while b > 0 and (scratch[b - 1] < c or (scratch[b - 1] == c and row[b - 1] > key)):
+                row[b] = row[b - 1]
+                scratch[b] = scratch[b - 1]
+                b -= 1
+            row[b] = key
+            scratch[b] = c
+    for i in range(n):
+        out[i] = chosen[l, i]
     return n
 
 
@@ -164,7 +166,7 @@ def observe(state, params, sched, s, l, experts, counts, out):
     if t % np.int64(params[3]) == 0:
         k = np.int64(params[0])
         nchosen[l] = recompute_top(v, ng, scratch, chosen, l, k if k < num_experts else num_experts)
-    return emit(v, ng, chosen, nchosen[l], l, params[ORDER], out)
+    return emit(v, ng, chosen, nchosen[l], l, params[ORDER], out, scratch)
 
 
 #: top-k's parameters; the variants (``adaptive-top-k``) start from these

@@ -1,4 +1,5 @@
-"""Sweep axes: caches, evictions, cache partitions, pins, pin profiles and prefetch caps.
+"""Sweep axes: caches, evictions, cache partitions, pins, pin profiles, prefetch caps and the
+execution options (SPEC section 7).
 
 Each axis has a *normaliser* that turns one value as a user writes it into its canonical,
 hashable form and raises ``ValueError`` with the reason; the spec reader adds the key and line
@@ -14,7 +15,10 @@ Canonical forms (two values that replay the same give the same form, so configur
 - pinned: ``None`` (no pins; a count of 0 and an empty list are this), a count ``N > 0``, or a
   sorted tuple of keys;
 - pin profile: a float in ``(0, 1]``; only a count uses it, so it is 1.0 for every other pin
-  request (set by :func:`fastsim.sweep.grid.make_config`).
+  request (set by :func:`fastsim.sweep.grid.make_config`);
+- execution options: the option names of :mod:`fastsim.timeline.options`, caps as integers or
+  ``None`` (no cap), ``prefill`` a bool; ``reserve_bytes`` an integer of bytes and
+  ``context_tokens`` an integer, both used only by ``cache = "auto"``.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ __all__ = [
 ]
 
 WORKING_SET = "working-set"
+AUTO = "auto"
 GLOBAL = "global"
 PER_LAYER = "per-layer"
 _UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "tb": 10**12, "gib": 2**30, "mib": 2**20, "b": 1}
@@ -52,7 +57,8 @@ def _is_int(v) -> bool:
 
 @dataclass(frozen=True)
 class CacheRequest:
-    """A cache size as asked for: ``kind`` is ``"working-set"``, ``"slots"`` or ``"bytes"``."""
+    """A cache size as asked for: ``kind`` is ``"working-set"``, ``"auto"`` (SPEC section 7's
+    budget: GPU memory less dense weights, KV cache and a reserve), ``"slots"`` or ``"bytes"``."""
 
     kind: str
     value: int | None = None
@@ -60,23 +66,25 @@ class CacheRequest:
     @property
     def label(self) -> str:
         """The request as :func:`fastsim.replay.resolve_config` names it (``cache_request``)."""
-        if self.kind == WORKING_SET:
-            return WORKING_SET
+        if self.kind in (WORKING_SET, AUTO):
+            return self.kind
         return f"{self.value} {self.kind}"
 
     def replay_kwargs(self) -> dict[str, Any]:
+        if self.kind == AUTO:
+            return {"cache_bytes": AUTO}
         if self.kind == "bytes":
             return {"cache_bytes": self.value}
         return {"cache_slots": WORKING_SET if self.kind == WORKING_SET else self.value}
 
 
 def parse_cache(value, where=None) -> CacheRequest:
-    """``"working-set"``, an integer (slots), ``"64 slots"``, or a size such as ``"1.5GB"``.
+    """``"working-set"``, ``"auto"``, an integer (slots), ``"64 slots"``, or a size such as ``"1.5GB"``.
 
     Raises ``ValueError`` with the reason (the caller adds the key).
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
+        raise ValueError(f"expected 'working-set', 'auto', a number of slots or a size like '2GB', got {value!r}")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"a cache of {value} slots is negative")
@@ -87,16 +95,18 @@ def parse_cache(value, where=None) -> CacheRequest:
             f"unit, such as '{value}GB'"
         )
     if not isinstance(value, str):
-        raise ValueError(f"expected 'working-set', a number of slots or a size like '2GB', got {value!r}")
+        raise ValueError(f"expected 'working-set', 'auto', a number of slots or a size like '2GB', got {value!r}")
     text = value.strip().lower().replace("_", "")
     if text == WORKING_SET:
         return CacheRequest(WORKING_SET)
+    if text == AUTO:
+        return CacheRequest(AUTO)
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
     unit = text[len(number):].strip()
     try:
         amount = float(number)
     except ValueError:
-        raise ValueError(f"cannot read {value!r}: expected 'working-set', '64 slots' or a size like '2GB'") from None
+        raise ValueError(f"cannot read {value!r}: expected 'working-set', 'auto', '64 slots' or a size like '2GB'") from None
     if not math.isfinite(amount) or amount < 0:
         raise ValueError(f"cache size {value!r} must be a finite size >= 0")
     if unit in ("slot", "slots"):
@@ -341,3 +351,130 @@ def pin_profiles_axis(value, path, r) -> tuple[float, ...]:
         except ValueError as exc:
             raise r.fail(_where(value, path, i), str(exc)) from None
     return tuple(dict.fromkeys(out))
+
+
+# ------------------------------------------------------------------------- execution
+# SPEC section 7's options. Each value is checked by the normaliser of fastsim.timeline.options,
+# so the spec, replay_many and fastsim.replay accept and reject the same values.
+
+#: Spec axis -> the replay option it sets (SPEC section 7; docs/model.md, "Execution").
+EXECUTION_AXES = {
+    "timelines": "timeline", "links": "link", "max_inflight_prefetches": "max_inflight_prefetches",
+    "miss_executions": "miss_execution", "max_uploads_per_layer": "max_uploads_per_layer",
+    "overflows": "overflow", "prefill": "prefill",
+}
+#: Axes that size ``cache = "auto"`` only (other caches record null and are not repeated).
+BUDGET_AXES = ("reserve_bytes", "context_tokens")
+#: Each option's values where a spec leaves it out: its default alone.
+EXECUTION_DEFAULTS = {
+    "timeline": ("simple",), "link": ("fifo",), "max_inflight_prefetches": (None,), "miss_execution": ("load",),
+    "max_uploads_per_layer": (None,), "overflow": ("error",), "prefill": (False,),
+}
+
+
+def execution_value(option: str, value):
+    """One value of an execution option in canonical form (``"none"`` is no cap); ValueError."""
+    from ..timeline.options import execution_options
+
+    if option in ("max_inflight_prefetches", "max_uploads_per_layer") and value == "none":
+        value = None
+    if option == "prefill" and not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_show(value)}")
+    if option in ("max_inflight_prefetches", "max_uploads_per_layer") and value is not None and not _is_int(value):
+        raise ValueError(f"expected an integer or 'none' (no cap), got {_show(value)}")
+    kwargs = {option: value}
+    if option == "max_uploads_per_layer":
+        kwargs["miss_execution"] = "cpu"  # the pairing with miss_execution is checked per grid
+    try:
+        options = execution_options(**kwargs)
+    except FastsimError as exc:
+        raise ValueError(str(exc)) from None
+    return getattr(options, option)
+
+
+def bytes_value(value) -> int:
+    """A byte count: an integer ``>= 0`` or a size with its unit (``"2GiB"``, ``"512MB"``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a number of bytes or a size like '2GiB', got {_show(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"expected a number of bytes >= 0, got {value}")
+        return value
+    req = parse_cache(value)
+    if req.kind != "bytes":
+        raise ValueError(f"expected a number of bytes or a size like '2GiB', got {value!r}")
+    return int(req.value)
+
+
+def context_value(value) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"expected an integer number of tokens >= 0, got {_show(value)}")
+    return int(value)
+
+
+def execution_axis(key: str, value, path, r) -> tuple:
+    """One execution axis of a spec (:data:`EXECUTION_AXES` key), de-duplicated."""
+    option = EXECUTION_AXES[key]
+    out = []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            out.append(execution_value(option, v))
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+    return tuple(dict.fromkeys(out))
+
+
+def execution_axes(table: Mapping, path, r) -> dict:
+    """The execution axes a spec table (top level or a strategy table) sets: option -> values."""
+    return {option: execution_axis(key, table[key], tuple(path) + (key,), r)
+            for key, option in EXECUTION_AXES.items() if key in table}
+
+
+def check_uploads(axes: dict, own: dict, path, r) -> None:
+    """A cap on uploads needs misses that run elsewhere (``cpu`` or ``zero-copy``); with ``load``
+    among the misses too, ``"none"`` must be among the caps for ``load`` to run. ``axes`` are a
+    strategy table's execution axes, ``own`` those it sets itself, ``path`` the table's."""
+    caps, misses = axes["max_uploads_per_layer"], axes["miss_execution"]
+    if all(c is None for c in caps):
+        return
+    mine = "max_uploads_per_layer" in own
+    key = tuple(path) + ("max_uploads_per_layer",) if mine else ("max_uploads_per_layer",)
+    where = "" if mine else f" (strategy table {path[1]!r})"
+    if not any(m in ("cpu", "zero-copy") for m in misses):
+        raise r.fail(key, f"max_uploads_per_layer caps uploads when the other misses run elsewhere: it needs "
+                          f"miss_executions to hold 'cpu' or 'zero-copy', and it holds {list(misses)}{where}")
+    if "load" in misses and None not in caps:
+        raise r.fail(key, "miss_executions holds 'load', which takes no max_uploads_per_layer: add 'none' to "
+                          f"max_uploads_per_layer (the load rows run with it), or give the caps a strategy table "
+                          f"of their own without 'load'{where}")
+
+
+def budget_axis(key: str, value, path, r) -> tuple:
+    """``reserve_bytes`` (byte counts or sizes) or ``context_tokens`` (integers), de-duplicated."""
+    parse = bytes_value if key == "reserve_bytes" else context_value
+    out = []
+    for i, v in enumerate(r.as_list(value, path)):
+        try:
+            out.append(parse(v))
+        except ValueError as exc:
+            raise r.fail(_where(value, path, i), str(exc)) from None
+    return tuple(dict.fromkeys(out))
+
+
+def execution_combos(axes: dict) -> list:
+    """Every :class:`~fastsim.timeline.options.ExecutionOptions` of the product of ``axes``
+    (option name -> values, in :data:`EXECUTION_AXES` order), the last fastest. A cap on uploads
+    applies to CPU and zero-copy misses only, so ``("load", M)`` pairs are left out; the spec
+    reader makes sure ``"none"`` is then among the caps, so ``load`` still runs."""
+    import itertools
+
+    from ..timeline.options import ExecutionOptions
+
+    names = list(EXECUTION_AXES.values())
+    out = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        opts = dict(zip(names, combo))
+        if opts["miss_execution"] == "load" and opts["max_uploads_per_layer"] is not None:
+            continue
+        out.append(ExecutionOptions(**opts))
+    return list(dict.fromkeys(out))

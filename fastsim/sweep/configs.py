@@ -9,7 +9,11 @@ from collections.abc import Mapping
 
 from ..errors import ConfigError, FastsimError
 from ..profiles import hardware_profile, model_profile
-from .axes import GLOBAL, check_shape, eviction_choice, parse_cache, partition_value, pin_profile_value, pinned_value
+from ..timeline.options import execution_options
+from .axes import (
+    AUTO, EXECUTION_AXES, GLOBAL, bytes_value, check_shape, context_value, eviction_choice, parse_cache, partition_value,
+    pin_profile_value, pinned_value,
+)
 from .grid import Config, make_config
 
 __all__ = ["config_from_mapping", "CONFIG_KEYS"]
@@ -17,6 +21,7 @@ __all__ = ["config_from_mapping", "CONFIG_KEYS"]
 CONFIG_KEYS = {
     "strategy", "model", "hardware", "cache_slots", "cache_bytes", "eviction", "batch_size", "max_prefetch_loads",
     "params", "eviction_params", "cache_partition", "pinned", "pin_profile",
+    *EXECUTION_AXES.values(), "reserve_bytes", "context_tokens",
 }
 
 
@@ -62,9 +67,11 @@ def config_from_mapping(trace, i: int, given, trace_name: str) -> Config:
     if slots is not None and nbytes is not None:
         raise ConfigError(f"configs[{i}]: give one of cache_slots and cache_bytes, not both")
     try:
-        if nbytes is not None:
+        if nbytes == AUTO:
+            cache = parse_cache(AUTO)
+        elif nbytes is not None:
             if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-                raise ValueError(f"cache_bytes must be an integer >= 0, got {nbytes!r}")
+                raise ValueError(f"cache_bytes must be an integer >= 0 or 'auto', got {nbytes!r}")
             cache = parse_cache(f"{nbytes}B")
         elif slots is not None:
             cache = parse_cache(slots)
@@ -85,7 +92,19 @@ def config_from_mapping(trace, i: int, given, trace_name: str) -> Config:
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise ConfigError(f"configs[{i}]: max_prefetch_loads must be an integer >= 0 or None, got {cap!r}")
     try:
+        execution = execution_options(**{k: _plain_scalars(given[k]) for k in EXECUTION_AXES.values() if k in given})
+    except FastsimError as exc:
+        raise ConfigError(f"configs[{i}]: {exc}") from None
+    budget = {}
+    for key, parse in (("reserve_bytes", bytes_value), ("context_tokens", context_value)):
+        value = given.get(key)
+        if value is not None:  # as in fastsim.replay, they size an auto cache and nothing else
+            try:
+                budget[key] = parse(_plain_scalars(value))
+            except ValueError as exc:
+                raise ConfigError(f"configs[{i}]: {key}: {exc}") from None
+    try:
         return make_config(trace_name, model, hardware, batch, strategy, params, cache, organisation.pop("eviction"), cap,
-                           **organisation)
+                           execution=execution, **organisation, **budget)
     except FastsimError as exc:
         raise ConfigError(f"configs[{i}]: {exc}") from None

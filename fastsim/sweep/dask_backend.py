@@ -8,7 +8,7 @@ what its worker compiled.
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .schedules import load_schedule
+from .schedules import load_phases, load_schedule
 from .worker import TaskSpec, run_task
 
 __all__ = ["run_tasks", "local_client"]
@@ -70,7 +70,8 @@ def run_tasks(tasks: list[TaskSpec], scheduler=None, n_workers: int = 1):
             if path not in scattered:
                 scattered[path] = client.scatter(SchedulePayload(load_schedule(path)), hash=False)
         for task in tasks:
-            remote = TaskSpec(**{**task.__dict__, "sched_path": None})
+            phases = load_phases(task.sched_path) if task.prefill else None  # small: travels with the task
+            remote = TaskSpec(**{**task.__dict__, "sched_path": None, "phases": phases})
             futures.append(client.submit(run_task, remote, scattered[task.sched_path], pure=False))
         for future in distributed.as_completed(futures):
             yield future.result()

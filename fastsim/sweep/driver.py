@@ -99,10 +99,13 @@ def _jobs(n_jobs) -> int:
 
 
 def _meta(trace, name: str, run: int, seed) -> TraceMeta:
+    lengths = trace.sequence_lengths
     return TraceMeta(
         name=name, fingerprint=trace.fingerprint(), num_tokens=trace.num_tokens, num_layers=trace.num_layers,
         num_experts=trace.num_experts, top_k=trace.top_k, model=trace.model, run=run, seed=seed,
-        source=trace.source,
+        source=trace.source, num_sequences=int(lengths.shape[0]),
+        longest_sequence=int(lengths.max()) if lengths.shape[0] else 0,
+        has_prompts=getattr(trace, "prompt_tokens", None) is not None,
     )
 
 
@@ -116,6 +119,7 @@ class _Group:
     sched_path: str
     rows: list
     pins: dict = field(default_factory=dict)
+    prefill: bool = False
 
 
 def _pins_for(trace, configs) -> dict:
@@ -153,41 +157,61 @@ def _check_scores(trace, configs, fail) -> None:
             )
 
 
+def _check_prompts(trace, configs, fail) -> None:
+    """A prefill replay needs a trace that marks its prompts: ``fail(message)`` raises."""
+    if getattr(trace, "prompt_tokens", None) is not None:
+        return
+    if any(c.execution.prefill for c in configs):
+        raise fail(
+            "prefill = true replays each prompt as one step, and this trace has no prompt marks (capture with "
+            "--include-prompt, import a phase field, or give this trace prefill = false)"
+        )
+
+
 def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Path, pins: dict) -> list[_Group]:
-    """Build and save each batch size's schedule once, with the arrays its rows' policies read;
-    group the pending rows by it."""
-    by_batch: dict[int, list[Row]] = {}
+    """Build and save each (batch size, prefill) schedule once, with the arrays its rows'
+    policies read (and the prefill bookkeeping); group the pending rows by it."""
+    by_batch: dict[tuple, list[Row]] = {}
     for row in pending:
-        by_batch.setdefault(row.config.batch_size, []).append(row)
+        by_batch.setdefault((row.config.batch_size, row.config.execution.prefill), []).append(row)
     groups = []
-    for batch, rows in by_batch.items():
+    for (batch, prefill), rows in by_batch.items():
         policies = [get_eviction(r.config.eviction) for r in rows]
         next_use = any(p.needs_next_use for p in policies)
         scores = any(p.needs_scores for p in policies) and getattr(trace, "scores", None) is not None
         requests = any(p.needs_requests for p in policies)
         folder = sched_root / schedule_dir_name(
-            meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests
+            meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests, prefill
         )
-        if not is_saved(folder):
-            sched = build_schedule(trace, batch, next_use=next_use)
+        if not is_saved(folder, prefill):
+            sched = build_schedule(trace, batch, next_use=next_use, prefill=prefill)
             if scores:
-                sched = with_scores(sched, trace, batch)
+                sched = with_scores(sched, trace, batch, prefill)
             if requests:
-                sched = with_requests(sched, trace, batch)
-            save_schedule(sched, folder)
+                sched = with_requests(sched, trace, batch, prefill)
+            phases = None
+            if prefill:
+                from ..replay_execution import phases_for
+
+                phases = phases_for(trace, sched, batch, True)
+            save_schedule(sched, folder, phases)
         mine = {k: v for k, v in pins.items() if any(r.config.pinned == k[0] and r.config.pin_profile == k[1] for r in rows)}
-        groups.append(_Group(meta, batch, next_use, str(folder), rows, mine))
+        groups.append(_Group(meta, batch, next_use, str(folder), rows, mine, prefill))
     return groups
 
 
 def _warm_keys(rows) -> list[tuple]:
-    """``(strategy, eviction, simple)`` of every row: ``simple`` when its cache is SPEC section 3's
-    (one global partition of slots, nothing pinned), which on-demand replays on its own path."""
+    """``(strategy, eviction, simple, execution)`` of every row: ``simple`` when its cache is
+    SPEC section 3's (one global partition of slots, nothing pinned), which on-demand replays on
+    its own path; ``execution`` when it runs SPEC section 7's timeline (an option set, an auto
+    cache, or a GPU with a host-memory tier), whose entry point serves every cache alike."""
     keys = {}
     for r in rows:
         c = r.config
-        simple = c.cache_partition == GLOBAL and r.pinned == 0 and (c.model.uniform_sizes or c.cache.kind != "bytes")
-        keys[(c.strategy, c.eviction, simple)] = None
+        execution = not c.execution.is_default or c.cache.kind == "auto" or c.hardware.host_bytes is not None
+        slot_cache = c.model.uniform_sizes or c.cache.kind in ("slots", "working-set")
+        simple = c.cache_partition == GLOBAL and r.pinned == 0 and slot_cache and not execution
+        keys[(c.strategy, c.eviction, simple, execution)] = None
     return list(keys)
 
 
@@ -205,7 +229,7 @@ def _tasks(groups: list[_Group], workers: int, chunk_size: int | None, imports: 
                 TaskSpec(
                     key=key, meta=g.meta, batch_size=g.batch_size, next_use=g.next_use,
                     items=[(r.hash, r.config) for r in part], imports=imports, sched_path=g.sched_path,
-                    pins={k: v for k, v in g.pins.items() if k in used},
+                    pins={k: v for k, v in g.pins.items() if k in used}, prefill=g.prefill,
                 )
             )
     return tasks
@@ -230,11 +254,11 @@ def _execute(tasks: list[TaskSpec], n_jobs: int, backend: str, scheduler):
 
 
 def _row_dict(r: RowResult) -> dict:
-    from ..replay import METRICS
+    from .results import ALL_METRICS
 
     out = {"cache_slots": r.cache_slots, "error": r.error, "wall_s": r.wall_s}
-    for m in METRICS:
-        out[m] = None if r.metrics is None else r.metrics[m]
+    for m in ALL_METRICS:
+        out[m] = None if r.metrics is None else r.metrics.get(m)
     return out
 
 
@@ -358,6 +382,7 @@ def run_sweep(
 
     rows: list[Row] = []
     groups: list[_Group] = []
+    bounds: dict = {}  # row hash -> bound_total_time_s, with ``bound = true`` (docs/bounds.md)
     for t in spec.traces:
         for run in range(spec.runs):
             seed = t.run_seed(spec.seed, run)
@@ -370,6 +395,7 @@ def run_sweep(
             meta = _meta(trace, t.name, run, seed)
             ids = by_trace.get(t.name, [])
             _check_scores(trace, [configs[i] for i in ids], lambda message: spec.error(t.path, message))
+            _check_prompts(trace, [configs[i] for i in ids], lambda message: spec.error(t.path, message))
             pins = _pins_for(trace, [configs[i] for i in ids])
             digest = _scores_digest(trace)
             hashes = {i: row_hash(configs[i], meta.fingerprint, run, seed, digest) for i in ids}
@@ -379,6 +405,10 @@ def run_sweep(
                 for i in ids
             ]
             rows.extend(mine)
+            if spec.bound:
+                from ..bound.sweep_columns import row_bounds
+
+                bounds.update(row_bounds(trace, mine, pins))
             pending = [r for r in mine if r.hash not in done]
             if pending:
                 groups.extend(_schedule_groups(trace, meta, pending, sched_root, pins))
@@ -393,6 +423,10 @@ def run_sweep(
         task_results = _run_tasks(tasks, jobs, backend, scheduler, progress, shard_dir, results)
     rows.sort(key=lambda r: (r.config_id, r.run))
     table = build_table(rows, results, spec.spec_hash)
+    if spec.bound:
+        from ..bound.sweep_columns import with_bound_columns
+
+        table = with_bound_columns(table, bounds)
     write_table(
         table, out_dir / "results.parquet",
         {"fastsim.spec_hash": spec.spec_hash, "fastsim.version": __version__, "fastsim.spec": json.dumps(spec.raw, default=str),
@@ -488,6 +522,7 @@ def run_grid(
     cfgs = [config_from_mapping(trace, i, c, trace_name) for i, c in enumerate(configs)]
     for i, c in enumerate(cfgs):
         _check_scores(trace, [c], lambda message: ConfigError(f"configs[{i}]: {message}"))
+        _check_prompts(trace, [c], lambda message: ConfigError(f"configs[{i}]: {message.replace('prefill = true', 'prefill=True')}"))
     base_cfgs: list[Config | None] = [None] * len(cfgs)
     if baseline:
         known = {c: i for i, c in enumerate(cfgs)}

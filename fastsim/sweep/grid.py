@@ -17,7 +17,9 @@ from .._version import __version__
 from ..eviction import get_eviction
 from ..profiles import HardwareProfile, ModelProfile
 from ..strategies import get_strategy
-from .axes import GLOBAL, CacheRequest, EvictionChoice, eviction_choice, partition_label, pin_request_label
+from ..timeline.budget import DEFAULT_RESERVE_BYTES
+from ..timeline.options import ExecutionOptions
+from .axes import AUTO, GLOBAL, CacheRequest, EvictionChoice, eviction_choice, execution_combos, partition_label, pin_request_label
 from .spec import Baseline, Spec
 
 __all__ = ["Config", "make_config", "expand", "profile_pairs", "row_hash"]
@@ -40,6 +42,9 @@ class Config:
     cache_partition: Any = GLOBAL  # "global", "per-layer" or a tuple of per-layer sizes
     pinned: Any = None  # None, a count > 0 or a sorted tuple of keys
     pin_profile: float = 1.0  # 1.0 unless ``pinned`` is a count
+    execution: ExecutionOptions = ExecutionOptions()  # SPEC section 7's options
+    reserve_bytes: int | None = None  # with cache "auto" only: the workspace reserve (default filled in)
+    context_tokens: int | None = None  # with cache "auto" only; None: the trace's longest sequence
 
     def param_dict(self) -> dict[str, float]:
         return dict(self.params)
@@ -82,6 +87,10 @@ class Config:
                 pinned=pinned,
                 pin_profile=self.pin_profile,
             )
+        if not self.execution.is_default:
+            kwargs["execution"] = self.execution
+        if self.cache.kind == AUTO:
+            kwargs.update(reserve_bytes=self.reserve_bytes, context_tokens=self.context_tokens)
         return kwargs
 
     def eviction_param_dict(self) -> dict[str, float]:
@@ -102,18 +111,24 @@ class Config:
             parts.append(f"pinned {self.pin_request}")
         if self.max_prefetch_loads is not None:
             parts.append(f"max {self.max_prefetch_loads} loads")
+        parts += [f"{k} {v}" for k, v in execution_changes(self.execution).items()]
+        if self.cache.kind == AUTO:
+            parts.append(f"reserve {self.reserve_bytes} bytes")
+            if self.context_tokens is not None:
+                parts.append(f"context {self.context_tokens} tokens")
         return ", ".join(parts)
 
     def identity(self) -> dict[str, Any]:
         """Every value that determines this configuration's results, JSON-able.
 
-        The cache organisation (SPEC section 6) adds keys only where it differs from SPEC
-        section 3's, so a configuration without it hashes as it always has.
+        The cache organisation (SPEC section 6) and the execution options (SPEC section 7) add
+        keys only where they differ from SPEC section 3's, so a configuration without them hashes
+        as it always has.
         """
         ident = {
             "trace": self.trace,
-            "model": self.model.as_dict(),
-            "hardware": self.hardware.as_dict(),
+            "model": _read_figures(self.model.as_dict(), _AUTO_FIGURES, self.cache.kind == AUTO),
+            "hardware": _read_figures(self.hardware.as_dict(), _CPU_FIGURES, self.execution.miss_execution == "cpu"),
             "batch_size": self.batch_size,
             "strategy": self.strategy,
             "params": self.param_dict(),
@@ -129,7 +144,30 @@ class Config:
             ident["pinned"] = self.pinned if isinstance(self.pinned, int) else list(self.pinned)
             if isinstance(self.pinned, int):
                 ident["pin_profile"] = self.pin_profile
+        changes = execution_changes(self.execution)
+        if changes:
+            ident["execution"] = changes
+        if self.cache.kind == AUTO:
+            ident["reserve_bytes"] = self.reserve_bytes
+            ident["context_tokens"] = self.context_tokens
         return ident
+
+
+_DEFAULT_EXECUTION = ExecutionOptions()
+#: Profile figures only some configurations read (SPEC section 7): an auto cache's budget reads
+#: the model's, CPU execution the host CPU's. A configuration that does not read them hashes
+#: without them, so adding them to a profile leaves its rows' hashes (and resumes) as they were.
+_AUTO_FIGURES = ("dense_bytes_total", "kv_bytes_per_token")
+_CPU_FIGURES = ("cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s")
+
+
+def _read_figures(figures: dict, optional: tuple, reads: bool) -> dict:
+    return figures if reads else {k: v for k, v in figures.items() if k not in optional}
+
+
+def execution_changes(options: ExecutionOptions) -> dict:
+    """The execution options that differ from their defaults, in declaration order."""
+    return {k: v for k, v in vars(options).items() if v != getattr(_DEFAULT_EXECUTION, k)}
 
 
 def _num(v: float):
@@ -137,13 +175,16 @@ def _num(v: float):
 
 
 def make_config(trace, model, hardware, batch_size, strategy, params, cache, eviction, max_prefetch_loads=None, *,
-                eviction_params=None, cache_partition=GLOBAL, pinned=None, pin_profile=1.0) -> Config:
+                eviction_params=None, cache_partition=GLOBAL, pinned=None, pin_profile=1.0,
+                execution: ExecutionOptions | None = None, reserve_bytes=None, context_tokens=None) -> Config:
     """A :class:`Config` with the strategy's and the policy's parameters validated and completed
     with defaults.
 
     ``eviction`` is a policy name (its parameters in ``eviction_params``, a mapping or resolved
     pairs) or an :class:`~fastsim.sweep.axes.EvictionChoice`; ``cache_partition`` and ``pinned``
-    take the canonical forms of :mod:`fastsim.sweep.axes`.
+    take the canonical forms of :mod:`fastsim.sweep.axes`. ``reserve_bytes`` and
+    ``context_tokens`` apply to an ``"auto"`` cache only (``None`` otherwise; an auto cache's
+    reserve defaults to :data:`~fastsim.timeline.budget.DEFAULT_RESERVE_BYTES`).
     """
     defn = get_strategy(strategy)
     values = defn.resolve(params) if defn.params else []
@@ -158,17 +199,26 @@ def make_config(trace, model, hardware, batch_size, strategy, params, cache, evi
             raise ConfigError(str(exc)) from None
     if not isinstance(pinned, int):
         pin_profile = 1.0  # only a count is chosen on a profile of the trace
+    if cache.kind != AUTO:
+        reserve_bytes = context_tokens = None  # only an auto cache is sized by them
+    elif reserve_bytes is None:
+        reserve_bytes = DEFAULT_RESERVE_BYTES
     return Config(
         trace, model, hardware, int(batch_size), defn.name, resolved, cache, eviction.name, max_prefetch_loads,
-        eviction.params, cache_partition, pinned, float(pin_profile),
+        eviction.params, cache_partition, pinned, float(pin_profile), execution or ExecutionOptions(),
+        reserve_bytes, context_tokens,
     )
 
 
 def baseline_config(cfg: Config, baseline: Baseline) -> Config:
+    """``cfg``'s baseline: the baseline's strategy, cache and organisation at ``cfg``'s trace,
+    profiles and batch size, under ``cfg``'s execution options (a speedup compares strategies and
+    caches on one engine, not two anatomies)."""
     return make_config(
         cfg.trace, cfg.model, cfg.hardware, cfg.batch_size, baseline.strategy, dict(baseline.params),
         baseline.cache, EvictionChoice(baseline.eviction, baseline.eviction_params), None,
         cache_partition=baseline.cache_partition, pinned=baseline.pinned, pin_profile=baseline.pin_profile,
+        execution=cfg.execution, reserve_bytes=cfg.reserve_bytes, context_tokens=cfg.context_tokens,
     )
 
 
@@ -177,7 +227,8 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
 
     Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, strategy table (spec
     order), parameter product (last key fastest), cache, eviction, cache partition, pinned, pin
-    profile, prefetch cap. A baseline configuration not already in
+    profile, prefetch cap, execution options (:func:`fastsim.sweep.axes.execution_combos`),
+    reserve bytes, context tokens. A baseline configuration not already in
     the grid is placed just before the first configuration measured against it.
 
     Parameters
@@ -206,18 +257,23 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
         for model, hw in profile_pairs(spec, models_for[t.name]):
             for batch in spec.batch_sizes:
                 for grid in spec.grids:
+                    executions = execution_combos(spec.execution_axes(grid))
                     for combo in grid.combos:
-                        for cache, ev, part, pin, profile, cap in itertools.product(
+                        for cache, ev, part, pin, profile, cap, opts, reserve, context in itertools.product(
                             grid.caches or spec.caches,
                             grid.evictions or spec.evictions,
                             grid.cache_partitions or spec.cache_partitions,
                             grid.pinned or spec.pinned,
                             grid.pin_profiles or spec.pin_profiles,
                             grid.max_prefetch_loads or spec.max_prefetch_loads,
+                            executions,
+                            grid.reserve_bytes or spec.reserve_bytes,
+                            grid.context_tokens or spec.context_tokens,
                         ):
                             cfg = make_config(
                                 t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap,
-                                cache_partition=part, pinned=pin, pin_profile=profile,
+                                cache_partition=part, pinned=pin, pin_profile=profile, execution=opts,
+                                reserve_bytes=reserve, context_tokens=context,
                             )
                             base = None
                             if spec.baseline is not None:

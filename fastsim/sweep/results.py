@@ -16,21 +16,36 @@ import pyarrow.parquet as pq
 
 from .._version import __version__
 from ..replay import METRICS
+from ..replay_execution import EXECUTION_METRICS
 from ..strategies import BUILTIN_MODULES, get_strategy
 from .axes import eviction_params_label, partition_label
 
-__all__ = ["METRIC_TYPES", "SHARD_SCHEMA", "write_shard", "read_shards", "build_table", "param_columns", "write_table"]
+__all__ = ["METRIC_TYPES", "ALL_METRICS", "EXECUTION_COLUMNS", "SHARD_SCHEMA", "write_shard", "read_shards", "build_table", "param_columns", "write_table"]
 
 _FLOAT_METRICS = {"hit_rate", "stall_s", "total_time_s", "tokens_per_s", "mean_resident"}
-#: Arrow type of every metric column.
+#: Arrow type of every metric column: SPEC section 3's, then the execution timeline's (SPEC
+#: section 7), which are null in rows that ran section 3's timeline (nothing measured them).
 METRIC_TYPES = {m: pa.float64() if m in _FLOAT_METRICS else pa.int64() for m in METRICS}
+METRIC_TYPES.update({m: pa.float64() if m.endswith(("_rate", "_s")) else pa.int64() for m in EXECUTION_METRICS})
+#: Every metric a row may carry, in column order.
+ALL_METRICS = tuple(METRIC_TYPES)
 
 _MODEL_FIELDS = (
     "num_layers", "num_experts", "top_k", "expert_bytes", "dense_bytes_per_layer",
     "expert_flops_per_token", "dense_flops_per_token",
 )
 _HW_FIELDS = ("h2d_bytes_per_s", "transfer_latency_s", "mem_bytes_per_s", "flops_per_s", "memory_bytes", "launch_s")
-_INT_PROFILE = {"num_layers", "num_experts", "top_k", "expert_bytes", "dense_bytes_per_layer", "memory_bytes"}
+_INT_PROFILE = {"num_layers", "num_experts", "top_k", "expert_bytes", "dense_bytes_per_layer", "memory_bytes",
+                "dense_bytes_total", "kv_bytes_per_token", "host_bytes"}
+#: The optional profile figures SPEC section 7 reads (null where the profile leaves them out).
+_MODEL_X_FIELDS = ("dense_bytes_total", "kv_bytes_per_token")
+_HW_X_FIELDS = ("cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s", "host_bytes", "nvme_bytes_per_s")
+#: The execution option columns (SPEC section 7), every row recording its value, defaults included.
+EXECUTION_COLUMNS = (
+    ("timeline", pa.string()), ("link", pa.string()), ("max_inflight_prefetches", pa.int64()),
+    ("miss_execution", pa.string()), ("max_uploads_per_layer", pa.int64()), ("overflow", pa.string()),
+    ("prefill", pa.bool_()), ("reserve_bytes", pa.int64()), ("context_tokens", pa.int64()),
+)
 
 SHARD_SCHEMA = pa.schema(
     [("config_hash", pa.string()), ("cache_slots", pa.int64()), ("error", pa.string()), ("wall_s", pa.float64())]
@@ -66,15 +81,17 @@ def write_shard(folder, key: str, results: list) -> Path:
         cols["cache_slots"].append(r.cache_slots)
         cols["error"].append(r.error)
         cols["wall_s"].append(r.wall_s)
-        for m in METRICS:
-            cols[m].append(None if r.metrics is None else r.metrics[m])
+        for m in ALL_METRICS:
+            cols[m].append(None if r.metrics is None else r.metrics.get(m))
     path = Path(folder) / f"shard-{key}.parquet"
     _atomic_parquet(pa.table(cols, schema=SHARD_SCHEMA), path)
     return path
 
 
 def read_shards(folder) -> dict[str, dict]:
-    """``{config_hash: row}`` of every complete shard in ``folder`` (temporary files ignored)."""
+    """``{config_hash: row}`` of every complete shard in ``folder`` (temporary files ignored).
+
+    A shard written before a metric column existed reads with that column null."""
     folder = Path(folder)
     done: dict[str, dict] = {}
     if not folder.is_dir():
@@ -123,10 +140,13 @@ def table_schema(strategies) -> pa.Schema:
         ("eviction_params", pa.string()), ("cache_partition", pa.string()), ("pinned", pa.int64()),
         ("pin_request", pa.string()), ("pin_profile", pa.float64()),
     ]
+    fields += list(EXECUTION_COLUMNS)
     fields += param_columns(strategies)
     fields += [(f"model_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _MODEL_FIELDS]
     fields += [("model_layer_bytes", pa.string())]
     fields += [(f"hw_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _HW_FIELDS]
+    fields += [(f"model_{f}", pa.int64()) for f in _MODEL_X_FIELDS]
+    fields += [(f"hw_{f}", pa.int64() if f in _INT_PROFILE else pa.float64()) for f in _HW_X_FIELDS]
     fields += list(METRIC_TYPES.items())
     fields += [
         ("speedup", pa.float64()), ("is_baseline", pa.bool_()), ("baseline_hash", pa.string()),
@@ -134,6 +154,22 @@ def table_schema(strategies) -> pa.Schema:
         ("fastsim_version", pa.string()), ("wall_s", pa.float64()),
     ]
     return pa.schema(fields)
+
+
+def execution_cells(cfg, meta) -> dict:
+    """The execution option columns of a row: each option as the replay ran it (caps null for
+    none), and an auto cache's reserve and context (the trace's longest sequence when the
+    configuration leaves it to the trace; both null for other caches)."""
+    opts = cfg.execution
+    context = cfg.context_tokens
+    if cfg.cache.kind == "auto" and context is None:
+        context = getattr(meta, "longest_sequence", None)
+    return {
+        "timeline": opts.timeline, "link": opts.link, "max_inflight_prefetches": opts.max_inflight_prefetches,
+        "miss_execution": opts.miss_execution, "max_uploads_per_layer": opts.max_uploads_per_layer,
+        "overflow": opts.overflow, "prefill": opts.prefill, "reserve_bytes": cfg.reserve_bytes,
+        "context_tokens": context,
+    }
 
 
 def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> pa.Table:
@@ -169,6 +205,8 @@ def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> 
         cols["pinned"].append(getattr(r, "pinned", 0))
         cols["pin_request"].append(cfg.pin_request)
         cols["pin_profile"].append(cfg.pin_profile)
+        for name, value in execution_cells(cfg, r.meta).items():
+            cols[name].append(value)
         params = cfg.param_dict()
         for name, dtype in pcols.items():
             v = params.get(name[len("param_"):])
@@ -179,7 +217,11 @@ def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> 
         cols["model_layer_bytes"].append(None if uniform else json.dumps(list(cfg.model.layer_bytes())))
         for f in _HW_FIELDS:
             cols[f"hw_{f}"].append(getattr(cfg.hardware, f))
-        for m in METRICS:
+        for f in _MODEL_X_FIELDS:
+            cols[f"model_{f}"].append(getattr(cfg.model, f, None))
+        for f in _HW_X_FIELDS:
+            cols[f"hw_{f}"].append(getattr(cfg.hardware, f, None))
+        for m in ALL_METRICS:
             cols[m].append(res.get(m))
         speedup = None
         base = results.get(r.baseline_hash) if r.baseline_hash is not None else None

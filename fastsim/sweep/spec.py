@@ -20,8 +20,9 @@ from ..errors import FastsimError, SpecError
 from ..profiles import hardware_profile, list_hardware, list_models, model_profile
 from ..strategies import get_strategy
 from .axes import (
-    BUDGET_AXES, EXECUTION_AXES, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, budget_axis, caches_axis,
-    check_shape, eviction_choice, evictions_axis, execution_axis, max_loads_axis, parse_cache, partition_value,
+    BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, budget_axis,
+    caches_axis, check_shape, check_uploads, eviction_choice, evictions_axis, execution_axes, max_loads_axis,
+    parse_cache, partition_value,
     partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis, pinned_value,
 )
 from .locate import KeyLocator, format_path
@@ -130,7 +131,7 @@ class Spec:
     pinned: tuple = (None,)  # None, counts and sorted tuples of keys
     pin_profiles: tuple[float, ...] = (1.0,)
     #: SPEC section 7: option name -> values (each option's default alone when the spec leaves it out)
-    execution: dict = field(default_factory=lambda: dict(_EXECUTION_DEFAULTS))
+    execution: dict = field(default_factory=lambda: dict(EXECUTION_DEFAULTS))
     reserve_bytes: tuple = (None,)  # byte counts, or None: the default reserve (auto caches only)
     context_tokens: tuple = (None,)  # token counts, or None: the trace's longest sequence (auto caches only)
     raw: dict = field(repr=False, default_factory=dict)
@@ -152,12 +153,6 @@ class Spec:
                 check_shape(partition, pinned, num_layers, num_experts)
             except ValueError as exc:
                 raise self.error(path, f"{exc} ({what} has {num_layers} layers of {num_experts} experts)") from None
-
-
-_EXECUTION_DEFAULTS = {
-    "timeline": ("simple",), "link": ("fifo",), "max_inflight_prefetches": (None,), "miss_execution": ("load",),
-    "max_uploads_per_layer": (None,), "overflow": ("error",), "prefill": (False,),
-}
 
 
 def _error(origin: str, locator: KeyLocator | None, path, message: str) -> SpecError:
@@ -321,12 +316,12 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     shaped += [(where, GLOBAL, v) for where, v in lists]
     pin_profiles = pin_profiles_axis(raw.get("pin_profiles", 1.0), ("pin_profiles",), r)
     max_loads = max_loads_axis(raw.get("max_prefetch_loads", "none"), ("max_prefetch_loads",), r)
-    execution = dict(_EXECUTION_DEFAULTS)
-    execution.update(_execution_axes(raw, (), r))
+    execution = dict(EXECUTION_DEFAULTS)
+    execution.update(execution_axes(raw, (), r))
     budgets = {k: budget_axis(k, raw[k], (k,), r) if k in raw else (None,) for k in BUDGET_AXES}
     grids = _strategies(raw, r, shaped)
     for g in grids:
-        _check_uploads(execution, g, r)
+        check_uploads({**execution, **g.execution}, g.execution, g.path, r)
     baseline = _baseline(raw, r, shaped)
     reproduces = raw.get("reproduces")
     if reproduces is not None and reproduces not in REPRODUCIBLE:
@@ -374,30 +369,6 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
                     f"{m.name!r} has {(m.num_layers, m.num_experts, m.top_k)}",
                 )
     return spec
-
-
-def _execution_axes(table: Mapping, path: tuple, r: _Reader) -> dict:
-    """The execution axes ``table`` sets: option name -> values."""
-    return {option: execution_axis(key, table[key], path + (key,), r)
-            for key, option in EXECUTION_AXES.items() if key in table}
-
-
-def _check_uploads(execution: dict, grid: StrategyGrid, r: _Reader) -> None:
-    """A cap on uploads needs misses that run elsewhere (``cpu`` or ``zero-copy``); with ``load``
-    among the misses too, ``"none"`` must be among the caps for ``load`` to run."""
-    axes = {**execution, **grid.execution}
-    caps, misses = axes["max_uploads_per_layer"], axes["miss_execution"]
-    if all(c is None for c in caps):
-        return
-    key = grid.path + ("max_uploads_per_layer",) if "max_uploads_per_layer" in grid.execution else ("max_uploads_per_layer",)
-    where = f" (strategy table {grid.path[1]!r})" if "max_uploads_per_layer" not in grid.execution else ""
-    if not any(m in ("cpu", "zero-copy") for m in misses):
-        raise r.fail(key, f"max_uploads_per_layer caps uploads when the other misses run elsewhere: it needs "
-                          f"miss_executions to hold 'cpu' or 'zero-copy', and it holds {list(misses)}{where}")
-    if "load" in misses and None not in caps:
-        raise r.fail(key, "miss_executions holds 'load', which takes no max_uploads_per_layer: add 'none' to "
-                          f"max_uploads_per_layer (the load rows run with it), or give the caps a strategy table "
-                          f"of their own without 'load'{where}")
 
 
 def _profiles(raw: dict, r: _Reader) -> tuple | None:
@@ -598,7 +569,7 @@ def _grid(strategy: str, combos: tuple, grid: Mapping, path: tuple, r: _Reader, 
     return StrategyGrid(
         strategy=strategy, combos=combos, caches=axis("caches", caches_axis), evictions=axis("evictions", evictions_axis),
         max_prefetch_loads=axis("max_prefetch_loads", max_loads_axis), path=path, cache_partitions=partitions,
-        pinned=pinned, pin_profiles=axis("pin_profiles", pin_profiles_axis), execution=_execution_axes(grid, path, r),
+        pinned=pinned, pin_profiles=axis("pin_profiles", pin_profiles_axis), execution=execution_axes(grid, path, r),
         **{k: budget_axis(k, grid[k], path + (k,), r) if k in grid else None for k in BUDGET_AXES},
     )
 

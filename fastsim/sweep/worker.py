@@ -16,8 +16,10 @@ import numpy as np
 from ..errors import FastsimError
 from ..replay import kernel_inputs, resolve_config, run_config
 from ..timeline.layout import GLOBAL, PER_LAYER
+from ..timeline.options import ExecutionOptions
+from ..timeline.prefill import Phases
 from ..timeline.schedule import Schedule
-from .schedules import load_schedule, readonly
+from .schedules import load_phases, load_schedule, readonly, readonly_array
 
 __all__ = ["TraceMeta", "TaskSpec", "RowResult", "TaskResult", "run_task", "warm", "dispatcher_counts"]
 
@@ -36,6 +38,9 @@ class TraceMeta:
     run: int = 0
     seed: int | None = None
     source: str = ""
+    num_sequences: int = 0
+    longest_sequence: int = 0  # what an auto cache's KV budget reads when no context_tokens is given
+    has_prompts: bool = False  # the trace marks its prompts (prefill replays need it)
 
 
 @dataclass
@@ -45,7 +50,9 @@ class TaskSpec:
     ``items`` holds ``(row, config)`` pairs, ``row`` being the caller's row index.
     ``sched_path`` is the folder of the saved schedule, or ``None`` when the schedule is passed
     to :func:`run_task` directly. ``pins`` maps each pin count of the items, as
-    ``(count, pin_profile)``, to the keys the parent chose with it on the trace.
+    ``(count, pin_profile)``, to the keys the parent chose with it on the trace. ``prefill``:
+    the schedule has prefill steps, and its prefill bookkeeping lies in ``sched_path`` (or in
+    ``phases``, when the schedule is passed directly).
     """
 
     key: str
@@ -56,6 +63,8 @@ class TaskSpec:
     imports: tuple = ()
     sched_path: str | None = None
     pins: dict = field(default_factory=dict)
+    prefill: bool = False
+    phases: Phases | None = None
 
 
 @dataclass
@@ -87,18 +96,28 @@ class _TraceView:
     """Stands in for a :class:`~fastsim.trace.Trace` in ``resolve_config``/``run_config``.
 
     It holds no routing: the saved schedule carries every array the rows' policies read (next
-    uses, router scores, request releases), and pin counts arrive as the keys they chose.
+    uses, router scores, request releases), pin counts arrive as the keys they chose, and a
+    schedule with prefill steps comes with its prefill bookkeeping.
     """
 
-    def __init__(self, meta: TraceMeta, sched: Schedule, batch_size: int, next_use: bool):
+    def __init__(self, meta: TraceMeta, sched: Schedule, batch_size: int, next_use: bool, prefill: bool = False,
+                 phases: Phases | None = None):
         self.num_tokens = meta.num_tokens
         self.num_layers = meta.num_layers
         self.num_experts = meta.num_experts
         self.top_k = meta.top_k
         self.model = meta.model
         self._fp = meta.fingerprint
-        # the memo fastsim.replay.schedule_for consults before building a schedule
-        self._schedules = {(batch_size, sched.has_next_use): sched}
+        # resolve_config asks only whether the trace marks prompts; what they mean is in ``phases``
+        self.prompt_tokens = np.zeros(0, np.int64) if meta.has_prompts else None
+        # the memos fastsim.replay.schedule_for and fastsim.replay_execution.phases_for consult
+        # before building from the routing
+        self._schedules = {(batch_size, sched.has_next_use, prefill): sched}
+        if phases is None:  # decode only: every token a decode token (as phases_for builds it)
+            phases = Phases(np.zeros(0, np.uint8), np.full(meta.num_sequences, -1, np.int64),
+                            sched.active.astype(np.int64))
+        # read-only like the schedule, so the execution timeline runs with the type warm() compiled
+        self._phases = {(batch_size, prefill): Phases(*(readonly_array(a) for a in phases))}
 
     def fingerprint(self) -> str:
         return self._fp
@@ -131,14 +150,20 @@ def run_task(task: TaskSpec, sched=None) -> TaskResult:
     elif not isinstance(sched, Schedule):
         sched = sched.schedule  # a dask payload wrapper
     sched = readonly(sched)
-    view = _TraceView(task.meta, sched, task.batch_size, task.next_use)
+    phases = None
+    if task.prefill:
+        phases = task.phases if task.phases is not None else load_phases(task.sched_path)
+    view = _TraceView(task.meta, sched, task.batch_size, task.next_use, task.prefill, phases)
     used: dict[int, tuple] = {}  # id(entry) -> (entry, its dispatcher counts before this task used it)
     out = TaskResult(task.key, pid=os.getpid())
     for row, cfg in task.items:
         t0 = time.perf_counter()
         try:
-            rcfg, rsched = resolve_config(view, **cfg.replay_kwargs(task.pins))
-            entry, _ = kernel_inputs(rcfg, rsched, view.top_k)
+            kwargs = cfg.replay_kwargs(task.pins)
+            if kwargs.get("cache_bytes") == "auto" and kwargs.get("context_tokens") is None:
+                kwargs["context_tokens"] = task.meta.longest_sequence  # fastsim.replay's default
+            rcfg, rsched = resolve_config(view, **kwargs)
+            entry = entry_of(rcfg, rsched, view.top_k)
             if id(entry) not in used:
                 used[id(entry)] = (entry, dispatcher_counts([entry]))
             result = run_config(view, rcfg, rsched)
@@ -151,6 +176,15 @@ def run_task(task: TaskSpec, sched=None) -> TaskResult:
         out.cache_loads += after[1] - hits
     out.wall_s = time.perf_counter() - start
     return out
+
+
+def entry_of(rcfg, rsched, top_k: int):
+    """The jitted entry point a resolved configuration runs through."""
+    if rcfg.uses_execution:
+        from ..timeline.entries import execution_entry_for
+
+        return execution_entry_for(rcfg.strategy, rcfg.policy, cached=rcfg.strategy.builtin and rcfg.policy.builtin)
+    return kernel_inputs(rcfg, rsched, top_k)[0]
 
 
 #: The model of the tiny trace :func:`warm` compiles with (the entry points' types do not
@@ -172,24 +206,33 @@ def _warm_trace():
 def warm(pairs) -> None:
     """Compile (or load from the on-disk cache) the entry point of each pair, for read-only schedules.
 
-    ``pairs`` holds ``(strategy, eviction, simple)``: ``simple`` for SPEC section 3's cache (one
-    global partition of slots, nothing pinned), which on-demand with ``lru`` or ``belady``
-    replays on its demand-only path; otherwise the pair's general entry point (every other
-    organisation shares its types). A bare strategy name means ``(name, "lru", True)``. Run in
+    ``pairs`` holds ``(strategy, eviction, simple)`` or ``(strategy, eviction, simple,
+    execution)``: ``simple`` for SPEC section 3's cache (one global partition of slots, nothing
+    pinned), which on-demand with ``lru`` or ``belady`` replays on its demand-only path; otherwise
+    the pair's general entry point (every other organisation shares its types); ``execution``
+    for the pair's execution-timeline entry point (SPEC section 7: every option and organisation
+    shares its types). A bare strategy name means ``(name, "lru", True)``. Run in
     the parent before fanning out, so every worker finds exactly the types it will use in the
     cache instead of compiling them. A pair that cannot be resolved is left to the workers,
     which report the error on its rows.
     """
     trace = None
     for item in dict.fromkeys((p, "lru", True) if isinstance(p, str) else tuple(p) for p in pairs):
-        strategy, eviction, simple = item
+        strategy, eviction, simple, execution = (item + (False,))[:4]
         trace = trace if trace is not None else _warm_trace()
         try:
             cfg, sched = resolve_config(
                 trace, strategy, _WARM_MODEL, "rtx3090", cache_slots=4, eviction=eviction, batch_size=1,
                 cache_partition=GLOBAL if simple else PER_LAYER,
+                execution=ExecutionOptions(timeline="layered") if execution else None,
             )
-            entry, args = kernel_inputs(cfg, readonly(sched), trace.top_k)
+            if execution:
+                from ..replay_execution import execution_inputs
+
+                entry, args, _ = execution_inputs(cfg, sched, trace, False, False)
+                args = (readonly(sched),) + tuple(args[1:-1]) + (readonly_array(args[-1]),)
+            else:
+                entry, args = kernel_inputs(cfg, readonly(sched), trace.top_k)
         except FastsimError:
             continue
         entry(*args)

@@ -12,17 +12,37 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["prefetch_lists", "run_timeline"]
+__all__ = ["no_feedback", "prefetch_lists", "run_timeline"]
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
+def no_feedback(state, params, sched, s, l, experts, outcomes):
+    """The feedback hook of a strategy that asks for none (inlined away)."""
+    return None
+
+
 def prefetch_lists(sched, top_k, params, init, observe):
     """Every ``observe`` output of a replay, without the cache: ``(ptr, keys)`` in CSR form.
 
-    The strategies see only ``(s, l, R, n)`` and the schedule, never the cache, so their wanted
-    lists do not depend on capacity, eviction or hardware; tests compare these lists against the
-    pure-Python references.
+    Strategies without feedback see only ``(s, l, R, n)`` and the schedule, never the cache, so
+    their wanted lists do not depend on capacity, eviction or hardware (sweeps may share them;
+    tests compare them against the pure-Python references). A strategy with feedback reads the
+    cache's outcomes, so it has no such lists: it is refused.
     """
+    from ..errors import ConfigError
+    from ..strategies import takes_feedback
+
+    name = takes_feedback(observe)
+    if name is not None:
+        raise ConfigError(
+            f"strategy {name!r} takes feedback from the cache, so its wanted lists depend on the cache and "
+            "cannot be computed without one: replay it with record=True to see them"
+        )
+    return _prefetch_lists(sched, top_k, params, init, observe)
+
+
+@njit(nogil=True)
+def _prefetch_lists(sched, top_k, params, init, observe):
     num_layers = sched.num_layers
     num_experts = sched.num_experts
     state = init(num_layers, num_experts, top_k, params)
@@ -82,7 +102,7 @@ MISS = 2
 
 
 @njit(nogil=True, inline="always")
-def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, policy):
+def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, policy, feedback):
     """Replay one configuration (SPEC sections 3 and 6).
 
     Parameters
@@ -99,6 +119,8 @@ def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, 
     ev_params : ndarray, float64 — the eviction policy's parameters
     init, observe : the strategy's hooks
     policy : :class:`~fastsim.eviction.base.Hooks`
+    feedback : the strategy's feedback hook (:func:`no_feedback` for none), called after the
+        demand of each position with its outcomes, before ``observe``
 
     Returns
     -------
@@ -125,6 +147,7 @@ def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, 
     state = init(num_layers, num_experts, config[CFG_TOP_K], params)
     pstate = policy.init(num_layers, num_experts, part_of_layer, part_off, ev_params, sched)
     out = np.empty(num_keys, np.int64)
+    seen = np.empty(num_experts, np.int8)  # this position's outcomes, for the feedback hook
 
     resident = np.zeros(num_keys, np.uint8)
     pf_pending = np.zeros(num_keys, np.uint8)
@@ -191,10 +214,12 @@ def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, 
                 if resident[key]:
                     if ready_at[key] <= g:
                         hits += 1
+                        seen[j - lo] = HIT
                         if record:
                             outcome[j] = HIT
                     else:
                         late += 1
+                        seen[j - lo] = LATE
                         if record:
                             outcome[j] = LATE
                     if pf_pending[key]:
@@ -204,6 +229,7 @@ def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, 
                         policy.on_access(pstate, key, part, tick)
                 else:
                     misses += 1
+                    seen[j - lo] = MISS
                     if record:
                         outcome[j] = MISS
                     while used[part] + unit[l] > budget[part]:
@@ -230,6 +256,7 @@ def run_timeline(sched, cost, config, params, layout, ev_params, init, observe, 
                 if ready_at[key] > ready_max:
                     ready_max = ready_at[key]
             # ---- 3. prefetch
+            feedback(state, params, sched, s, l, r_experts[lo:hi], seen[: hi - lo])
             m = observe(state, params, sched, s, l, r_experts[lo:hi], r_counts[lo:hi], out)
             if m < 0 or m > num_keys:
                 raise ValueError("strategy returned a count outside 0 .. L*E")

@@ -15,7 +15,7 @@ import types
 from numba import njit
 
 from .._jit import kernel
-from .core import run_timeline
+from .core import no_feedback, run_timeline
 from .demand import run_demand_policy
 from .execution import run_execution
 
@@ -25,7 +25,10 @@ _ENTRIES: dict = {}
 
 
 def _template(sched, cost, config, params, layout, ev_params):
-    return run_timeline(sched, cost, config, params, layout, ev_params, STRATEGY_INIT, STRATEGY_OBSERVE, POLICY)  # noqa: F821
+    return run_timeline(
+        sched, cost, config, params, layout, ev_params,
+        STRATEGY_INIT, STRATEGY_OBSERVE, POLICY, STRATEGY_FEEDBACK,  # noqa: F821
+    )
 
 
 def _demand_template(sched, cost, config, params, layout, ev_params):
@@ -35,7 +38,7 @@ def _demand_template(sched, cost, config, params, layout, ev_params):
 def _execution_template(sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill):
     return run_execution(  # noqa: F821
         sched, cost, xcost, config, xconfig, params, layout, ev_params, r_prefill,
-        STRATEGY_INIT, STRATEGY_OBSERVE, POLICY,  # noqa: F821
+        STRATEGY_INIT, STRATEGY_OBSERVE, POLICY, STRATEGY_FEEDBACK,  # noqa: F821
     )
 
 
@@ -51,18 +54,22 @@ def entry_for(strategy, policy, cached: bool):
     ``strategy`` is a :class:`~fastsim.strategies.StrategyDef`, ``policy`` a
     :class:`~fastsim.eviction.EvictionDef`; ``cached`` for built-in pairs.
     """
-    # a strategy that never prefetches (on-demand) runs the shorter demand-only timeline
+    # a strategy that never prefetches (on-demand) runs the shorter demand-only timeline, which
+    # has no feedback hook (on-demand asks for none)
     template = _demand_template if strategy.builtin and strategy.name == "on-demand" else _template
     return _specialise(strategy, policy, cached, template, "replay")
 
 
 def _specialise(strategy, policy, cached, template, prefix):
-    key = (prefix, strategy.name, policy.name, id(strategy.observe), id(policy.hooks))
+    key = (prefix, strategy.name, policy.name, id(strategy.observe), id(strategy.feedback), id(policy.hooks))
     fn = _ENTRIES.get(key)
     if fn is None:
         name = f"{prefix}__{_ident(strategy.name)}__{_ident(policy.name)}"
         scope = dict(globals())
-        scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks)
+        # a strategy without feedback gets the no-op hook, which numba inlines away
+        feedback = strategy.feedback if strategy.feedback is not None else no_feedback
+        scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks,
+                     STRATEGY_FEEDBACK=feedback)
         py = types.FunctionType(template.__code__, scope, name)
         py.__qualname__ = name
         py.__module__ = __name__

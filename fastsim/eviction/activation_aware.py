@@ -27,8 +27,8 @@ import numpy as np
 from .._jit import kernel
 from .base import (
     C_PARKED, H_CTX, H_HEAP, H_MEMBER, H_OFF, H_PARK, H_PRIO, H_PRIO2, H_SIZE, HEAP_ROWS, IN_FLIGHT, OUT, SETTLED,
-    Hooks, bits_float, eligibility, float_bits, heap_delete, heap_insert, heap_park_top, heap_refresh, heap_set, heap_state,
-    heap_top, never_keep, no_position,
+    Hooks, bits_float, eligibility, float_bits, heap_delete, heap_insert, heap_park_top, heap_refresh, heap_set,
+    heap_state, heap_top, never_keep, no_position,
 )
 
 __all__ = ["HOOKS"]

@@ -61,6 +61,9 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     doc: str = ""
+    #: A parameter added after results were committed leaves configuration hashes alone at its
+    #: default (``False``), so those results still resume; it enters the hash once changed.
+    hashed_at_default: bool = True
 
     def describe_range(self) -> str:
         lo = "-inf" if self.low is None else repr(self.low)

@@ -68,9 +68,9 @@ PARAMS = (
     Param("history_window", 10, "int", low=1, doc="sets the learning update re-reads each call"),
     Param("zero_score_fill", True, "bool",
           doc="fill up to max_predictions with zero-score experts, as the seed's argsort does"),
-    Param("weight_update", 0, "int", low=0, high=1,
+    Param("weight_update", 0, "int", low=0, high=1, hashed_at_default=False,
           doc="0: the class's _adapt_fusion_weights; 1: the seed's adaptive_weight_update (EMA to inverse-error targets)"),
-    Param("max_transitions", 0, "int", low=0,
+    Param("max_transitions", 0, "int", low=0, hashed_at_default=False,
           doc="0: the dense matrix; N: the seed's SparseTransitionMatrix, at most N entries per expert (its 32)"),
 )
 

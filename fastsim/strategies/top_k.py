@@ -181,9 +181,9 @@ PARAMS = (
         low=0.0,
         doc="the seed's filter; it never changes the chosen set (the fill restores it)",
     ),
-    Param("order", 0, kind="int", low=0, high=1,
+    Param("order", 0, kind="int", low=0, high=1, hashed_at_default=False,
           doc="0: counts of the last recompute (the committed results); 1: counts of the call (SPEC section 4)"),
-    Param("weighting", 0, kind="int", low=0, high=1,
+    Param("weighting", 0, kind="int", low=0, high=1, hashed_at_default=False,
           doc="0: each recent set adds 1 (the seed's class); 1: linear recency weights (the seed's weighted variant)"),
 )
 

@@ -49,6 +49,18 @@ class Config:
     def param_dict(self) -> dict[str, float]:
         return dict(self.params)
 
+    def hashed_params(self) -> dict[str, float]:
+        """The parameters the configuration hash reads: all of them, except those added after
+        results were committed while they sit at their defaults (``Param.hashed_at_default``)."""
+        try:
+            declared = {p.name: p for p in get_strategy(self.strategy).params}
+        except Exception:  # an unregistered strategy: hash everything
+            declared = {}
+        return {
+            k: v for k, v in self.params
+            if k not in declared or declared[k].hashed_at_default or float(v) != float(declared[k].default)
+        }
+
     @property
     def default_organisation(self) -> bool:
         """SPEC section 3's cache: one global partition, no pins, a policy without parameters."""
@@ -131,7 +143,7 @@ class Config:
             "hardware": _read_figures(self.hardware.as_dict(), _CPU_FIGURES, self.execution.miss_execution == "cpu"),
             "batch_size": self.batch_size,
             "strategy": self.strategy,
-            "params": self.param_dict(),
+            "params": self.hashed_params(),
             "cache": self.cache.label,
             "eviction": self.eviction,
             "max_prefetch_loads": self.max_prefetch_loads,

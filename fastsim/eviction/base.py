@@ -167,7 +167,8 @@ C_PARKED, C_STAMP, C_CALL, C_G = 0, 1, 2, 3
 def heap_state(seg_off, width, extra_rows):
     """A zeroed heap state, segment ``q``'s heap from ``seg_off[q]``, ``width`` columns (at least
     the keys + 1), with ``extra_rows`` rows for the policy after :data:`HEAP_ROWS`."""
-    st = np.zeros((HEAP_ROWS + extra_rows, width), np.int64)
+    # the context row's four columns need room even for the tiniest caches
+    st = np.zeros((HEAP_ROWS + extra_rows, max(width, C_G + 1)), np.int64)
     for q in range(seg_off.shape[0]):
         st[H_OFF, q] = seg_off[q]
     st[H_CTX, C_STAMP] = -2  # no context yet

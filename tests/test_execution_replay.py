@@ -193,3 +193,19 @@ def test_defaults_through_the_execution_timeline_equal_the_core(strategy, policy
     np.testing.assert_array_equal(a.step_time_s, b.step_time_s)
     np.testing.assert_array_equal(a.step_stall_s, b.step_stall_s)
     assert set(b.metrics) == set(a.metrics) | set(EXECUTION_METRICS)
+
+
+def test_belady_keeps_a_key_needed_before_a_cpu_run_key_is_needed_again():
+    """A key of the current position whose miss ran on the CPU is wanted again by the oracle:
+    Belady compares it by its next use, not this one, and keeps the resident key needed first."""
+    experts = np.array([[[1], [1], [1]], [[0], [0], [0]], [[0], [0], [0]]], np.int16)
+    trace = fastsim.Trace.from_arrays(experts, 2, [3], scores=np.full(experts.shape, 0.5, np.float32))
+    model = model_for(3, 2, 1, dense_bytes_per_layer=0, expert_bytes=1000)
+    hw = dict(name="test-gpu", h2d_bytes_per_s=1e8, transfer_latency_s=0.0, mem_bytes_per_s=1e18, flops_per_s=1e9,
+              memory_bytes=10**15, launch_s=0.0, cpu_flops_per_s=1e8, cpu_mem_bytes_per_s=3e9, cpu_overhead_s=0.0)
+    kw = dict(model=model, hardware=hw, eviction="belady", cache_slots=1, miss_execution="cpu", record=True)
+    a, b = _replay_both(trace, "oracle", kw)
+    assert a.metrics == b.metrics
+    np.testing.assert_array_equal(a.outcomes, b.outcomes)
+    # the expert-1 keys run on the CPU; layer 0's expert 0 is prefetched once and kept for step 2
+    assert a.metrics["prefetch_loads"] == 1 and a.metrics["hits"] == 1

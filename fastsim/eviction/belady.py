@@ -3,14 +3,16 @@
 Next uses come from the schedule (``r_next`` per entry, ``key_first`` per key). Each partition
 keeps its resident keys in a 4-ary max-heap by next use, ties to the lower key
 (:func:`~fastsim.eviction.base.heap_state`), which parks the keys a victim search may not take.
-Keys of the current ``R`` move to their next use only after the position's prefetch: until then
-they rank nearest, which is harmless because they may not be evicted anyway.
+Resident keys of the current ``R`` move to their next use only after the position's prefetch:
+until then they rank nearest, which is harmless because they may not be evicted anyway. A key of
+``R`` that is not resident (its miss ran on the CPU or by zero-copy) takes its next use at the
+position's start, so the prefetch's ``keep`` test compares it by the use after this one.
 """
 from __future__ import annotations
 
 from .._jit import kernel
 from .base import (
-    H_PRIO, HEAP_ROWS, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, no_access, no_position,
+    H_MEMBER, H_PRIO, HEAP_ROWS, OUT, Hooks, heap_delete, heap_insert, heap_set, heap_state, heap_victim, no_access,
     no_step,
 )
 
@@ -32,6 +34,15 @@ def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
 @kernel(inline="always")
 def on_load(st, key, part, tick, demand):
     heap_insert(st, key, part)
+
+
+@kernel(inline="always")
+def on_position(st, sched, p, l, lo, hi):
+    base = l * st[_SHAPE, 1]
+    for j in range(lo, hi):
+        key = base + sched.r_experts[j]
+        if st[H_MEMBER, key] == OUT:  # not resident: no heap order to keep, only the stored use
+            st[H_PRIO, key] = sched.r_next[j]
 
 
 @kernel(inline="always")
@@ -60,5 +71,5 @@ def keep(st, victim, key):
     return st[H_PRIO, victim] < st[H_PRIO, key]
 
 
-HOOKS = Hooks(init, on_load, no_access, no_access, no_position, after_position, no_step, victim, on_evict, keep)
+HOOKS = Hooks(init, on_load, no_access, no_access, on_position, after_position, no_step, victim, on_evict, keep)
 NEEDS_NEXT_USE = True

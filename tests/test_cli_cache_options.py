@@ -1,11 +1,6 @@
 """``fastsim replay`` and ``fastsim sweep`` with the cache organisation options (SPEC section 6)."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,8 +8,9 @@ import fastsim
 from fastsim.cli.main import main
 from fastsim.trace.generate import generate_trace
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = "switch-base-128-decoder"  # 6 layers x 128 experts, top-1
+from cli_helpers import (
+    MODEL, assert_replay_fails_in_one_line, assert_replay_flags_equal_python_api, bad_sweep_stderr, run_cli,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +27,6 @@ def trace_file(tmp_path_factory):
     plain = tmp / "plain.parquet"
     trace.write(plain)
     return path, plain
-
-
-def _cli_json(capsys, argv):
-    code = main(argv + ["--json"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)
 
 
 @pytest.mark.parametrize(
@@ -67,11 +56,7 @@ def _cli_json(capsys, argv):
 )
 def test_replay_flags_equal_python_api(capsys, trace_file, flags, kwargs):
     path, _ = trace_file
-    got = _cli_json(capsys, ["replay", "--trace", str(path), "--model", MODEL] + flags)
-    ref = fastsim.replay(fastsim.read_trace(path), model=MODEL, **kwargs)
-    assert got["metrics"] == ref.metrics
-    ref_config = {k: v for k, v in ref.config.items()}
-    assert got["config"] == json.loads(json.dumps(ref_config))
+    assert_replay_flags_equal_python_api(capsys, path, flags, kwargs)
 
 
 def test_replay_text_output_names_the_organisation(capsys, trace_file):
@@ -110,13 +95,7 @@ BAD = [
 @pytest.mark.parametrize("flags, says", BAD)
 def test_bad_replay_input_one_line_exit_2(capsys, trace_file, flags, says):
     path, _ = trace_file
-    code = main(["replay", "--trace", str(path), "--model", MODEL] + flags)
-    out, err = capsys.readouterr()
-    assert code == 2
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fastsim: error: "), err
-    assert says in lines[0], lines[0]
+    assert_replay_fails_in_one_line(capsys, path, flags, says)
 
 
 def test_score_aware_without_scores_exits_2(capsys, trace_file):
@@ -127,29 +106,21 @@ def test_score_aware_without_scores_exits_2(capsys, trace_file):
     assert "reads router scores, and this trace has none" in err
 
 
-def _run(argv):
-    return subprocess.run([sys.executable, "-m", "fastsim.cli.main", *argv], capture_output=True, text=True, cwd=REPO)
-
-
 def test_bad_input_from_a_real_process(trace_file):
     """The same from the installed command line: exit status 2, one line, no traceback."""
     path, _ = trace_file
     for flags, says in [(["--eviction", "nope"], "unknown eviction 'nope'"),
                         (["--pinned", "3", "--pin-profile", "2"], "--pin-profile must be a fraction in (0, 1], got '2'")]:
-        proc = _run(["replay", "--trace", str(path), "--model", MODEL, *flags])
+        proc = run_cli(["replay", "--trace", str(path), "--model", MODEL, *flags])
         assert proc.returncode == 2 and proc.stdout == ""
         assert proc.stderr.splitlines() == [f"fastsim: error: {proc.stderr.splitlines()[0][16:]}"]
         assert "Traceback" not in proc.stderr and says in proc.stderr
 
 
 def test_sweep_bad_organisation_spec_exits_2(tmp_path):
-    spec = tmp_path / "s.toml"
-    spec.write_text(
+    stderr = bad_sweep_stderr(
+        tmp_path,
         'caches = [24]\ncache_partitions = ["global", [4, 4]]\n\n[[traces]]\nname = "g"\n'
-        f'model = "{MODEL}"\ntokens = 40\n\n[strategies.on-demand]\n'
+        f'model = "{MODEL}"\ntokens = 40\n\n[strategies.on-demand]\n',
     )
-    proc = _run(["sweep", str(spec), "--out", str(tmp_path / "o"), "-q"])
-    assert proc.returncode == 2
-    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert "line 2: cache_partitions[1]: a cache partition list needs 6 sizes" in proc.stderr
-    assert not (tmp_path / "o").exists()
+    assert "line 2: cache_partitions[1]: a cache partition list needs 6 sizes" in stderr

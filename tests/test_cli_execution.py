@@ -1,11 +1,6 @@
 """``fastsim replay`` and ``fastsim sweep`` with the execution options (SPEC section 7)."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -14,8 +9,7 @@ import fastsim
 from fastsim.cli.main import main
 from fastsim.trace.generate import generate_trace
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = "switch-base-128-decoder"  # 6 layers x 128 experts, top-1
+from cli_helpers import MODEL, assert_replay_fails_in_one_line, assert_replay_flags_equal_python_api, bad_sweep_stderr
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +23,6 @@ def trace_file(tmp_path_factory):
     plain = tmp / "plain.parquet"
     trace.write(plain)
     return path, plain
-
-
-def _cli_json(capsys, argv):
-    code = main(argv + ["--json"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)
 
 
 @pytest.mark.parametrize(
@@ -58,10 +45,7 @@ def _cli_json(capsys, argv):
 )
 def test_replay_flags_equal_python_api(capsys, trace_file, flags, kwargs):
     path, _ = trace_file
-    got = _cli_json(capsys, ["replay", "--trace", str(path), "--model", MODEL] + flags)
-    ref = fastsim.replay(fastsim.read_trace(path), model=MODEL, **kwargs)
-    assert got["metrics"] == ref.metrics
-    assert got["config"] == json.loads(json.dumps(ref.config))
+    assert_replay_flags_equal_python_api(capsys, path, flags, kwargs)
 
 
 def test_text_output_names_the_options_and_execution_metrics(capsys, trace_file):
@@ -102,12 +86,7 @@ BAD = [
 @pytest.mark.parametrize("flags, says", BAD)
 def test_bad_execution_flags_one_line_exit_2(capsys, trace_file, flags, says):
     path, _ = trace_file
-    code = main(["replay", "--trace", str(path), "--model", MODEL] + flags)
-    out, err = capsys.readouterr()
-    assert code == 2 and out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fastsim: error: "), err
-    assert says in lines[0], lines[0]
+    assert_replay_fails_in_one_line(capsys, path, flags, says)
 
 
 def test_prefill_without_prompt_marks_exits_2(capsys, trace_file):
@@ -118,19 +97,10 @@ def test_prefill_without_prompt_marks_exits_2(capsys, trace_file):
     assert "prefill=True replays each prompt as one step, and this trace has no prompt marks" in err
 
 
-def _run(argv):
-    return subprocess.run([sys.executable, "-m", "fastsim.cli.main", *argv], capture_output=True, text=True, cwd=REPO)
-
-
 def test_sweep_bad_execution_spec_exits_2(tmp_path):
-    spec = tmp_path / "s.toml"
-    spec.write_text('caches = [24]\nmiss_executions = ["load"]\nmax_uploads_per_layer = [1]\n\n[[traces]]\n'
-                    f'name = "g"\nmodel = "{MODEL}"\ntokens = 40\n\n[strategies.on-demand]\n')
-    proc = _run(["sweep", str(spec), "--out", str(tmp_path / "o"), "-q"])
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.splitlines()) == 1
-    assert "line 3: max_uploads_per_layer: max_uploads_per_layer caps uploads" in proc.stderr
-    assert not (tmp_path / "o").exists()
+    stderr = bad_sweep_stderr(tmp_path, 'caches = [24]\nmiss_executions = ["load"]\nmax_uploads_per_layer = [1]\n\n'
+                                        f'[[traces]]\nname = "g"\nmodel = "{MODEL}"\ntokens = 40\n\n[strategies.on-demand]\n')
+    assert "line 3: max_uploads_per_layer: max_uploads_per_layer caps uploads" in stderr
 
 
 def test_sweep_reads_the_options_from_the_spec(tmp_path, capsys, trace_file):

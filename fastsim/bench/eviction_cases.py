@@ -17,7 +17,7 @@ import numpy as np
 
 from .registry import register_case
 from .replay_cases import vs_libcachesim
-from .timing import median, timed
+from .timing import alternating_medians, rates
 from ..eviction import BUILTIN_MODULES
 from ..replay import kernel_inputs, resolve_config
 
@@ -70,24 +70,12 @@ def _policy_case(ctx, policy: str) -> dict:
     trace = _policy_trace(ctx)
     call, sched = _call(trace, "top-k", policy, POLICY_SLOTS, POLICY_BATCH, POLICY_HARDWARE)
     base, _ = _call(trace, "top-k", "lru", POLICY_SLOTS, POLICY_BATCH, POLICY_HARDWARE)
-    ctx.log(f"eviction-{policy}: compiling or loading the kernels")
-    hits = int(call()[0][0])
-    base_hits = int(base()[0][0])
-    p_times, b_times = [], []
-    for i in range(ctx.repeat):
-        ctx.log(f"eviction-{policy}: run {i + 1} of {ctx.repeat}")
-        p_times.append(timed(call)[0])
-        b_times.append(timed(base)[0])
-    p_s, b_s = median(p_times), median(b_times)
+    p_s, b_s, out, base_out = alternating_medians(call, base, ctx.repeat, ctx.log, f"eviction-{policy}")
+    hits = int(out[0][0])
+    base_hits = int(base_out[0][0])
     accesses = sched.accesses
     return {
-        "fastsim_per_s": accesses / p_s,
-        "baseline": "fastsim lru (same core, strategy, trace and cache)",
-        "baseline_per_s": accesses / b_s,
-        "ratio": b_s / p_s,
-        "unit": "accesses/s",
-        "fastsim_s": p_s,
-        "baseline_s": b_s,
+        **rates(accesses, p_s, b_s, "fastsim lru (same core, strategy, trace and cache)", "accesses/s"),
         "accesses": accesses,
         "tokens": trace.num_tokens,
         "cache_slots": POLICY_SLOTS,

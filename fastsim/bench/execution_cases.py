@@ -18,7 +18,7 @@ import numpy as np
 
 from .eviction_cases import POLICY_BATCH, POLICY_HARDWARE, POLICY_SLOTS, POLICY_TRACE, _policy_trace
 from .registry import register_case
-from .timing import median, timed
+from .timing import alternating_medians, rates
 from ..profiles import hardware_profile, model_profile
 from ..replay import kernel_inputs, resolve_config
 from ..replay_execution import execution_inputs
@@ -77,24 +77,11 @@ def _case(ctx, name: str) -> dict:
     if name == "prefill":
         trace = _prompted(trace)
     call, base = _calls(trace, name)
-    ctx.log(f"execution-{name}: compiling or loading the kernels")
-    call()
-    base()
-    o_times, b_times = [], []
-    for i in range(ctx.repeat):
-        ctx.log(f"execution-{name}: run {i + 1} of {ctx.repeat}")
-        o_times.append(timed(call)[0])
-        b_times.append(timed(base)[0])
-    o_s, b_s = median(o_times), median(b_times)
+    o_s, b_s, _, _ = alternating_medians(call, base, ctx.repeat, ctx.log, f"execution-{name}")
     tokens = trace.num_tokens
     return {
-        "fastsim_per_s": tokens / o_s,
-        "baseline": "fastsim simple timeline (section 3's core, same strategy, trace and cache)",
-        "baseline_per_s": tokens / b_s,
-        "ratio": b_s / o_s,
-        "unit": "tokens/s",
-        "fastsim_s": o_s,
-        "baseline_s": b_s,
+        **rates(tokens, o_s, b_s, "fastsim simple timeline (section 3's core, same strategy, trace and cache)",
+                "tokens/s"),
         "tokens": tokens,
         "option": CASES[name][0],
         "cache_slots": POLICY_SLOTS,

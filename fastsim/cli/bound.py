@@ -5,7 +5,7 @@ import json
 import math
 
 from ..errors import ConfigError
-from .replay import _count, _int_list
+from .replay import _count, add_cache_layout_flags, cache_kwargs
 
 
 def register(subparsers) -> None:
@@ -24,13 +24,7 @@ def register(subparsers) -> None:
     cache.add_argument("--cache-slots", help="cache size in experts, or 'working-set'")
     cache.add_argument("--cache-gb", help="cache size in GB (1 GB = 1e9 bytes; one expert size only)")
     p.add_argument("--batch-size", default="1", metavar="B", help="continuous-batching slots (default 1)")
-    p.add_argument(
-        "--cache-partition", default="global", metavar="global|per-layer|N,N,...",
-        help="split of the cache between layers: global (default), per-layer, or one size per layer",
-    )
-    p.add_argument("--pinned", metavar="N", help="pin the N most used keys of the trace's first --pin-profile tokens")
-    p.add_argument("--pinned-keys", metavar="K,K,...", help="pin these keys (layer * num_experts + expert)")
-    p.add_argument("--pin-profile", metavar="F", help="fraction of the trace's tokens --pinned counts on (default 1.0)")
+    add_cache_layout_flags(p)
     p.add_argument("--horizon", metavar="N",
                    help="positions each window of the bound looks ahead (default 64; 'all' for the whole trace)")
     p.add_argument("--exact", action="store_true",
@@ -45,49 +39,7 @@ def bound_kwargs(args) -> dict:
     for a malformed value."""
     from ..bound import DEFAULT_HORIZON
 
-    cache_slots = cache_bytes = None
-    if args.cache_gb is not None:
-        try:
-            gb = float(args.cache_gb)
-        except ValueError:
-            raise ConfigError(f"--cache-gb needs a number of GB, got {args.cache_gb!r}") from None
-        if not gb >= 0 or gb == float("inf"):
-            raise ConfigError(f"--cache-gb must be zero or positive, got {args.cache_gb}")
-        cache_bytes = int(gb * 1e9)
-    else:
-        cache_slots = args.cache_slots
-        if cache_slots != "working-set":
-            try:
-                cache_slots = int(cache_slots)
-            except ValueError:
-                raise ConfigError(f"--cache-slots must be a number or 'working-set', got {cache_slots!r}") from None
-    partition = args.cache_partition.strip()
-    if partition not in ("global", "per-layer"):
-        try:
-            partition = _int_list(partition, "--cache-partition")
-        except ConfigError:
-            raise ConfigError(
-                f"--cache-partition must be global, per-layer or comma-separated sizes (one per layer), got {args.cache_partition!r}"
-            ) from None
-    if args.pinned is not None and args.pinned_keys is not None:
-        raise ConfigError("give one of --pinned N and --pinned-keys K,K,..., not both")
-    pinned = None
-    if args.pinned is not None:
-        pinned = _count(args.pinned, "--pinned")
-        if pinned < 0:
-            raise ConfigError(f"--pinned needs a count >= 0, got {pinned}")
-    elif args.pinned_keys is not None:
-        pinned = _int_list(args.pinned_keys, "--pinned-keys")
-    pin_profile = 1.0
-    if args.pin_profile is not None:
-        if args.pinned is None:
-            raise ConfigError("--pin-profile needs --pinned N (it sets the fraction of the trace the count is chosen on)")
-        try:
-            pin_profile = float(args.pin_profile)
-        except ValueError:
-            raise ConfigError(f"--pin-profile must be a fraction in (0, 1], got {args.pin_profile!r}") from None
-        if not 0.0 < pin_profile <= 1.0:
-            raise ConfigError(f"--pin-profile must be a fraction in (0, 1], got {args.pin_profile!r}")
+    cache = cache_kwargs(args, allow_auto=False)  # the bound counts slots: no auto budget
     horizon = DEFAULT_HORIZON
     if args.horizon is not None:
         if args.horizon.strip().lower() == "all":
@@ -103,9 +55,8 @@ def bound_kwargs(args) -> dict:
     if not (limit > 0 and math.isfinite(limit)):
         raise ConfigError(f"--time-limit must be a positive number of seconds, got {args.time_limit!r}")
     return dict(
-        model=args.model, hardware=args.hardware, cache_slots=cache_slots, cache_bytes=cache_bytes,
-        batch_size=_count(args.batch_size, "--batch-size"), cache_partition=partition, pinned=pinned,
-        pin_profile=pin_profile, horizon=horizon, exact=args.exact, time_limit_s=limit,
+        model=args.model, hardware=args.hardware, **cache, batch_size=_count(args.batch_size, "--batch-size"),
+        horizon=horizon, exact=args.exact, time_limit_s=limit,
     )
 
 

@@ -94,13 +94,7 @@ def register(subparsers) -> None:
         "--eviction-param", action="append", default=[], metavar="NAME=VALUE",
         help="eviction policy parameter (repeatable), e.g. --eviction-param alpha=0.3",
     )
-    p.add_argument(
-        "--cache-partition", default="global", metavar="global|per-layer|N,N,...",
-        help="split of the cache between layers: global (default), per-layer, or one size per layer",
-    )
-    p.add_argument("--pinned", metavar="N", help="pin the N most used keys of the trace's first --pin-profile tokens")
-    p.add_argument("--pinned-keys", metavar="K,K,...", help="pin these keys (layer * num_experts + expert)")
-    p.add_argument("--pin-profile", metavar="F", help="fraction of the trace's tokens --pinned counts on (default 1.0)")
+    add_cache_layout_flags(p)
     p.add_argument("--batch-size", default="1", metavar="B", help="continuous-batching slots (default 1)")
     p.add_argument("--max-prefetch-loads", metavar="N", help="cap on prefetch loads per step and layer")
     p.add_argument(
@@ -133,40 +127,84 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def add_cache_layout_flags(p) -> None:
+    """The partition and pin flags of ``fastsim replay`` and ``fastsim bound`` (:func:`cache_kwargs` reads them)."""
+    p.add_argument(
+        "--cache-partition", default="global", metavar="global|per-layer|N,N,...",
+        help="split of the cache between layers: global (default), per-layer, or one size per layer",
+    )
+    p.add_argument("--pinned", metavar="N", help="pin the N most used keys of the trace's first --pin-profile tokens")
+    p.add_argument("--pinned-keys", metavar="K,K,...", help="pin these keys (layer * num_experts + expert)")
+    p.add_argument("--pin-profile", metavar="F", help="fraction of the trace's tokens --pinned counts on (default 1.0)")
+
+
 def replay_kwargs(args) -> dict:
     """The keyword arguments of :func:`fastsim.replay` that the flags give (the trace aside).
 
     Every malformed value raises one :class:`ConfigError` naming its flag.
     """
-    cache_slots = None
-    cache_bytes = None
+    cache = cache_kwargs(args)
+    batch = _count(args.batch_size, "--batch-size")
+    cap = None if args.max_prefetch_loads is None else _count(args.max_prefetch_loads, "--max-prefetch-loads")
+    params = dict(_name_value(t, "--param") for t in args.param)
+    ev_params = dict(_name_value(t, "--eviction-param") for t in args.eviction_param)
+    return dict(
+        strategy=args.strategy, model=args.model, hardware=args.hardware, **cache, eviction=args.eviction,
+        batch_size=batch, max_prefetch_loads=cap, eviction_params=ev_params or None,
+        **execution_kwargs(args, cache["cache_bytes"]), **params,
+    )
+
+
+def cache_kwargs(args, allow_auto: bool = True) -> dict:
+    """The cache's size, partition and pins from the flags ``fastsim replay`` and ``fastsim bound``
+    share: ``cache_slots``, ``cache_bytes``, ``cache_partition``, ``pinned`` and ``pin_profile``.
+
+    ``allow_auto=False`` (the bound, which counts slots) reads ``--cache-gb auto`` as a malformed
+    number. Every malformed value raises one :class:`ConfigError` naming its flag.
+    """
+    cache_slots, cache_bytes = _cache_size(args, allow_auto)
+    return dict(cache_slots=cache_slots, cache_bytes=cache_bytes, cache_partition=_partition(args),
+                **_pins(args))
+
+
+def _cache_size(args, allow_auto: bool):
+    """``(cache_slots, cache_bytes)`` from ``--cache-bytes``, ``--cache-gb`` or ``--cache-slots``."""
     if getattr(args, "cache_bytes", None) is not None:
         cache_bytes = "auto" if args.cache_bytes.strip().lower() == "auto" else _bytes(args.cache_bytes, "--cache-bytes", 1)
-    elif args.cache_gb is not None and args.cache_gb.strip().lower() == "auto":
-        cache_bytes = "auto"
-    elif args.cache_gb is not None:
+        return None, cache_bytes
+    if allow_auto and args.cache_gb is not None and args.cache_gb.strip().lower() == "auto":
+        return None, "auto"
+    if args.cache_gb is not None:
         try:
             gb = float(args.cache_gb)
         except ValueError:
             raise ConfigError(f"--cache-gb needs a number of GB, got {args.cache_gb!r}") from None
         if not gb >= 0 or gb == float("inf"):
             raise ConfigError(f"--cache-gb must be zero or positive, got {args.cache_gb}")
-        cache_bytes = int(gb * 1e9)
-    elif args.cache_slots is not None:
-        cache_slots = args.cache_slots
-        if cache_slots != "working-set":
-            try:
-                cache_slots = int(cache_slots)
-            except ValueError:
-                raise ConfigError(f"--cache-slots must be a number or 'working-set', got {cache_slots!r}") from None
-    partition = args.cache_partition.strip()
-    if partition not in ("global", "per-layer"):
+        return None, int(gb * 1e9)
+    cache_slots = args.cache_slots
+    if cache_slots is not None and cache_slots != "working-set":
         try:
-            partition = _int_list(partition, "--cache-partition")
-        except ConfigError:
-            raise ConfigError(
-                f"--cache-partition must be global, per-layer or comma-separated sizes (one per layer), got {args.cache_partition!r}"
-            ) from None
+            cache_slots = int(cache_slots)
+        except ValueError:
+            raise ConfigError(f"--cache-slots must be a number or 'working-set', got {cache_slots!r}") from None
+    return cache_slots, None
+
+
+def _partition(args):
+    partition = args.cache_partition.strip()
+    if partition in ("global", "per-layer"):
+        return partition
+    try:
+        return _int_list(partition, "--cache-partition")
+    except ConfigError:
+        raise ConfigError(
+            f"--cache-partition must be global, per-layer or comma-separated sizes (one per layer), got {args.cache_partition!r}"
+        ) from None
+
+
+def _pins(args) -> dict:
+    """``pinned`` and ``pin_profile`` from ``--pinned`` or ``--pinned-keys`` and ``--pin-profile``."""
     pinned = None
     if args.pinned is not None and args.pinned_keys is not None:
         raise ConfigError("give one of --pinned N and --pinned-keys K,K,..., not both")
@@ -189,17 +227,7 @@ def replay_kwargs(args) -> dict:
             raise ConfigError(f"--pin-profile must be a fraction in (0, 1], got {args.pin_profile!r}") from None
         if not 0.0 < pin_profile <= 1.0:
             raise ConfigError(f"--pin-profile must be a fraction in (0, 1], got {args.pin_profile!r}")
-    batch = _count(args.batch_size, "--batch-size")
-    cap = None if args.max_prefetch_loads is None else _count(args.max_prefetch_loads, "--max-prefetch-loads")
-    params = dict(_name_value(t, "--param") for t in args.param)
-    ev_params = dict(_name_value(t, "--eviction-param") for t in args.eviction_param)
-    return dict(
-        strategy=args.strategy, model=args.model, hardware=args.hardware, cache_slots=cache_slots,
-        cache_bytes=cache_bytes, eviction=args.eviction, batch_size=batch,
-        max_prefetch_loads=cap, eviction_params=ev_params or None,
-        cache_partition=partition, pinned=pinned, pin_profile=pin_profile, **execution_kwargs(args, cache_bytes),
-        **params,
-    )
+    return dict(pinned=pinned, pin_profile=pin_profile)
 
 
 def execution_kwargs(args, cache_bytes) -> dict:

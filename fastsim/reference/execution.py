@@ -9,8 +9,6 @@ schedule, link and metrics are its own, and every metric is counted from its eve
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._version import __version__
 from ..profiles import hardware_profile, model_profile
 from .durations import dense_ns
@@ -20,8 +18,10 @@ from .execution_terms import CPU_FIGURES, TIER_FIGURES, ExecutionDurations, auto
 from .layout import LayerDurations, resolve_layout
 from .link import LINKS, HostMemory, ReferenceLink
 from .registry import reference_strategy
+from .residency import Residency
 from .timeline import (
-    ACCESS, CPU, EVICT, LAYER, LOAD, OCCUPANCY, PIN, STEP, ZERO_COPY, ReferenceResult, ReferenceSchedule,
+    ACCESS, CPU, LAYER, LOAD, OCCUPANCY, PIN, STEP, ZERO_COPY, ReferenceResult, ReferenceSchedule, reference_result,
+    strategy_wants,
 )
 
 __all__ = ["replay_execution_reference", "TIMELINES", "MISS_EXECUTIONS", "OVERFLOWS", "AUTO"]
@@ -132,46 +132,23 @@ def replay_execution_reference(
     cap = -1 if max_prefetch_loads is None else int(max_prefetch_loads)
     times = LayerDurations(mprof, hprof, layout.byte_size)
     extra = ExecutionDurations(mprof, hprof, layout.byte_size)
-    pins = layout.pinned
 
     events: list = []
     wire = ReferenceLink(link, events)
     host = None
     if tiers:
         host = HostMemory(int(hprof.host_bytes), L * E, layout.nbytes, lambda k: extra.nvme(layout.layer(k)), events)
-    resident: dict = {}  # key -> the transfer its residency waits for (None: pinned, settled at 0)
-    tick = 0
+    # key -> the transfer its residency waits for (None: pinned, settled at 0)
+    cache = Residency(layout, policy, policy_name, sched, events, settled=lambda x, g: x is None or x.ended_by(g))
+    resident = cache.resident
     now = 0
     wanted_lists = []
     for k in layout.pinned_list:
-        resident[k] = None
+        cache.pin(k, None)
         events.append((PIN, k, layout.nbytes(k)))
-
-    def settled(k, g):
-        x = resident[k]
-        return x is None or x.ended_by(g)
 
     def ready(x):
         return 0 if x is None else x.end
-
-    def room_needed(k):
-        q = layout.partition(k)
-        return layout.used(resident, q) + layout.size(k) > layout.budgets[q]
-
-    def candidates(k, exclude, g, want_settled):
-        q = layout.partition(k)
-        return [
-            x for x in resident
-            if layout.partition(x) == q and x not in pins and x not in exclude and settled(x, g) == want_settled
-        ]
-
-    def choose(cands, s, l):
-        return min(cands, key=lambda x: policy.order(x, s, l, tick))
-
-    def evict(k, s, l):
-        del resident[k]  # a transfer not yet ended stays in its queue (docs: "Evicting a key ...")
-        policy.on_evict(k)
-        events.append((EVICT, s, l, k))
 
     def host_copy(k, g, s, l):
         """When ``k``'s host copy is ready for a transfer or CPU execution issued at ``g``."""
@@ -181,9 +158,11 @@ def replay_execution_reference(
         if earliest is None:  # a CPU-or-upload miss has looked its key up already
             earliest = host_copy(k, g, s, l)
         events.append((LOAD, s, l, k, kind, len(wire.transfers), g, layout.nbytes(k)))
-        resident[k] = wire.issue(k, kind, g, earliest, times.load(layout.layer(k)), layout.nbytes(k))
-        policy.on_load(k, kind, tick)
+        cache.admit(k, wire.issue(k, kind, g, earliest, times.load(layout.layer(k)), layout.nbytes(k)), kind)
         return resident[k]
+
+    def staging_full(g):
+        return inflight_cap is not None and wire.prefetches_not_ended(g) >= inflight_cap
 
     for s in range(sched.num_steps):
         b = len(sched.steps[s])  # active tokens, prompt tokens included
@@ -203,12 +182,11 @@ def replay_execution_reference(
             cpu_free = g  # the CPU runs one expert at a time, the first from g
             uploads = 0
             for e, c, key in zip(R, n, keys):
-                tick += 1
+                cache.tick += 1
                 phase = "prefill" if e in prompt_experts else "decode"
                 if key in resident:
-                    events.append((ACCESS, s, l, key, 0 if settled(key, g) else 1, phase))
-                    if key not in pins:
-                        policy.on_access(key, tick)
+                    events.append((ACCESS, s, l, key, 0 if cache.settled(key, g) else 1, phase))
+                    cache.accessed(key)
                     gpu.append((e, times.expert(l, c), resident[key]))
                     continue
                 events.append((ACCESS, s, l, key, 2, phase))
@@ -228,50 +206,14 @@ def replay_execution_reference(
                         continue
                 else:
                     earliest = None  # looked up when the upload is issued
-                while room_needed(key):
-                    cands = candidates(key, keys, g, True) or candidates(key, keys, g, False)
-                    if not cands:
-                        assert overflow == "exceed", "the working-set check lets every demand load fit"
-                        break  # loads all the same: the partition holds more than its budget
-                    evict(choose(cands, s, l), s, l)
+                # with overflow="exceed" a load that finds no victim goes in all the same
+                cache.make_room_for_demand(key, keys, g, s, l, may_overflow=overflow == "exceed")
                 uploads += 1
                 gpu.append((e, times.expert(l, c), load(key, g, "demand", s, l, earliest)))
-            # prefetch at g; a strategy with feedback first sees this demand's outcomes, in R's order
-            if hasattr(strat, "feedback"):
-                strat.feedback(s, l, list(R), [ev[4] for ev in events[demand_from:] if ev[0] == ACCESS])
-            wanted = [int(k) for k in strat.observe(s, l, list(R), list(n))]
+            # prefetch at g, while the staging buffer has room
+            wanted = strategy_wants(strat, events[demand_from:], s, l, R, n)
             wanted_lists.append(wanted)
-            processed: list[int] = []
-            loads = 0
-            for key in wanted:
-                if key in resident:
-                    processed.append(key)
-                    continue
-                if cap >= 0 and loads >= cap:
-                    break
-                if inflight_cap is not None and wire.prefetches_not_ended(g) >= inflight_cap:
-                    break  # the staging buffer is full
-                stop = skip = False
-                while room_needed(key):
-                    cands = candidates(key, set(keys) | set(processed), g, True)
-                    if not cands:
-                        stop = True
-                        break
-                    victim = choose(cands, s, l)
-                    if policy_name == "belady" and sched.next_use(victim, s, l) < sched.next_use(key, s, l):
-                        skip = True
-                        break
-                    evict(victim, s, l)
-                if stop:
-                    break
-                if not skip:
-                    load(key, g, "prefetch", s, l)
-                    loads += 1
-                processed.append(key)
-            for key in reversed(processed):
-                tick += 1
-                if key in resident and key not in pins:
-                    policy.on_refresh(key, tick)
+            cache.prefetch(wanted, keys, g, s, l, cap, load, staging_full)
             # compute: the link runs until every transfer the GPU's experts wait for has started
             for _, _, x in gpu:
                 if x is not None:
@@ -304,11 +246,4 @@ def replay_execution_reference(
         "prefill": bool(prefill), "cache_budget": budget, "implementation": "reference",
         "trace": trace.fingerprint(), "fastsim_version": __version__,
     }
-    result = ReferenceResult(metrics=metrics, config=config, events=events)
-    if per_step:
-        result.step_time_s = np.asarray(step_time, np.float64) / 1e9
-        result.step_stall_s = np.asarray(step_stall, np.float64) / 1e9
-    if record:
-        result.outcomes = np.asarray([e[4] for e in events if e[0] == ACCESS], np.int8)
-        result.wanted = [np.asarray(w, np.int64) for w in wanted_lists]
-    return result
+    return reference_result(metrics, config, events, step_time, step_stall, wanted_lists, per_step, record)

@@ -20,6 +20,7 @@ from .durations import dense_ns
 from .eviction import EvictionContext, reference_eviction
 from .layout import WORKING_SET, LayerDurations, resolve_layout
 from .registry import reference_strategy
+from .residency import EVICT, Residency
 
 __all__ = ["ReferenceSchedule", "ReferenceResult", "replay_reference", "metrics_from_events"]
 
@@ -143,7 +144,7 @@ class ReferenceResult:
 PIN = "pin"  # (PIN, key, nbytes): resident and settled from time 0, before any step
 ACCESS = "access"  # (ACCESS, step, layer, key, outcome) with outcome 0 hit, 1 late, 2 miss
 LOAD = "load"  # (LOAD, step, layer, key, kind, start, ready_at, nbytes) with kind "demand" or "prefetch"
-EVICT = "evict"  # (EVICT, step, layer, key)
+# EVICT (EVICT, step, layer, key): see fastsim.reference.residency, which evicts
 COMPUTE = "compute"  # (COMPUTE, step, layer, g, start, end)
 OCCUPANCY = "occupancy"  # (OCCUPANCY, step, layer, resident keys)
 # The execution path (SPEC section 7, fastsim.reference.execution) writes ACCESS with a sixth
@@ -239,46 +240,23 @@ def replay_reference(
     strat = factory(L, E, trace.top_k, sched, **params)
     cap = -1 if max_prefetch_loads is None else int(max_prefetch_loads)
     times = LayerDurations(mprof, hprof, layout.byte_size)
-    pins = layout.pinned
 
-    resident: dict[int, int] = {}  # key -> ready_at
-    tick = 0
+    events: list = []
+    cache = Residency(layout, policy, policy_name, sched, events, settled=lambda ready_at, g: ready_at <= g)
+    resident = cache.resident  # key -> ready_at
     now = 0
     link_free = 0
-    events: list = []
     wanted_lists = []
     for k in layout.pinned_list:  # resident and settled at time 0, never loaded
-        resident[k] = 0
+        cache.pin(k, 0)
         events.append((PIN, k, layout.nbytes(k)))
-
-    def room_needed(k):
-        q = layout.partition(k)
-        return layout.used(resident, q) + layout.size(k) > layout.budgets[q]
-
-    def candidates(k, exclude, g, settled):
-        """Keys of ``k``'s partition a load may evict: not pinned, not excluded, and settled at
-        ``g`` (``settled``) or in flight (not ``settled``)."""
-        q = layout.partition(k)
-        return [
-            x for x in resident
-            if layout.partition(x) == q and x not in pins and x not in exclude and (resident[x] <= g) == settled
-        ]
-
-    def choose(cands, s, l):
-        return min(cands, key=lambda x: policy.order(x, s, l, tick))
-
-    def evict(k, s, l):
-        del resident[k]
-        policy.on_evict(k)
-        events.append((EVICT, s, l, k))
 
     def load(k, g, kind, s, l):
         nonlocal link_free
         start = max(g, link_free)
-        resident[k] = start + times.load(layout.layer(k))
-        link_free = resident[k]
-        events.append((LOAD, s, l, k, kind, start, resident[k], layout.nbytes(k)))
-        policy.on_load(k, kind, tick)
+        link_free = start + times.load(layout.layer(k))
+        events.append((LOAD, s, l, k, kind, start, link_free, layout.nbytes(k)))
+        cache.admit(k, link_free, kind)
 
     for s in range(sched.num_steps):
         active = len(sched.steps[s])
@@ -290,53 +268,18 @@ def replay_reference(
             # 2. demand
             demand_from = len(events)
             for key in keys:
-                tick += 1
+                cache.tick += 1
                 if key in resident:
-                    events.append((ACCESS, s, l, key, 0 if resident[key] <= g else 1))
-                    if key not in pins:
-                        policy.on_access(key, tick)
+                    events.append((ACCESS, s, l, key, 0 if cache.settled(key, g) else 1))
+                    cache.accessed(key)
                     continue
                 events.append((ACCESS, s, l, key, 2))
-                while room_needed(key):
-                    cands = candidates(key, keys, g, True) or candidates(key, keys, g, False)
-                    assert cands, "the working-set check lets every demand load fit"
-                    evict(choose(cands, s, l), s, l)
+                cache.make_room_for_demand(key, keys, g, s, l)
                 load(key, g, "demand", s, l)
-            # 3. prefetch; a strategy with feedback first sees this demand's outcomes, in R's order
-            if hasattr(strat, "feedback"):
-                seen = [ev[4] for ev in events[demand_from:] if ev[0] == ACCESS]
-                strat.feedback(s, l, list(R), seen)
-            wanted = [int(k) for k in strat.observe(s, l, list(R), list(n))]
+            # 3. prefetch
+            wanted = strategy_wants(strat, events[demand_from:], s, l, R, n)
             wanted_lists.append(wanted)
-            processed: list[int] = []
-            loads = 0
-            for key in wanted:
-                if key in resident:
-                    processed.append(key)
-                    continue
-                if cap >= 0 and loads >= cap:
-                    break
-                stop = skip = False
-                while room_needed(key):
-                    cands = candidates(key, set(keys) | set(processed), g, True)
-                    if not cands:
-                        stop = True
-                        break
-                    victim = choose(cands, s, l)
-                    if policy_name == "belady" and sched.next_use(victim, s, l) < sched.next_use(key, s, l):
-                        skip = True
-                        break
-                    evict(victim, s, l)
-                if stop:
-                    break
-                if not skip:
-                    load(key, g, "prefetch", s, l)
-                    loads += 1
-                processed.append(key)
-            for key in reversed(processed):
-                tick += 1
-                if key in resident and key not in pins:
-                    policy.on_refresh(key, tick)
+            cache.prefetch(wanted, keys, g, s, l, cap, load)
             # 4. compute
             start = max([g] + [resident[k] for k in keys])
             end = start + dense_ns(mprof, hprof, active)
@@ -359,6 +302,20 @@ def replay_reference(
         **EXECUTION_CONFIG_DEFAULTS, "implementation": "reference",
         "trace": trace.fingerprint(), "fastsim_version": __version__,
     }
+    return reference_result(metrics, config, events, step_time, step_stall, wanted_lists, per_step, record)
+
+
+def strategy_wants(strat, demand_events, s: int, l: int, R, n) -> list[int]:
+    """The keys ``strat`` asks to prefetch at ``(s, l)``. A strategy with feedback first sees
+    the outcomes of this layer's demand (the ACCESS events of ``demand_events``), in R's order."""
+    if hasattr(strat, "feedback"):
+        strat.feedback(s, l, list(R), [ev[4] for ev in demand_events if ev[0] == ACCESS])
+    return [int(k) for k in strat.observe(s, l, list(R), list(n))]
+
+
+def reference_result(metrics, config, events, step_time, step_stall, wanted_lists, per_step, record):
+    """The :class:`ReferenceResult` of a replay, with the per-step arrays and the record of
+    outcomes and prefetch lists where asked."""
     result = ReferenceResult(metrics=metrics, config=config, events=events)
     if per_step:
         result.step_time_s = np.asarray(step_time, np.float64) / 1e9

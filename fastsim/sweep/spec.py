@@ -20,16 +20,17 @@ from ..errors import FastsimError, SpecError
 from ..profiles import hardware_profile, list_hardware, list_models, model_profile
 from ..strategies import get_strategy
 from .axes import (
-    BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, budget_axis,
+    BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, _show, budget_axis,
     caches_axis, check_shape, check_uploads, eviction_choice, evictions_axis, execution_axes, max_loads_axis,
     parse_cache, partition_value,
     partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis, pinned_value,
 )
 from .locate import KeyLocator, format_path
+from .trace_specs import TraceSpec, generate_with, generated_shape, trace_specs
 
 __all__ = [
     "REPRODUCIBLE", "Spec", "TraceSpec", "StrategyGrid", "Baseline", "CacheRequest", "EvictionChoice", "load_spec",
-    "parse_cache",
+    "parse_cache", "generate_with",
 ]
 
 _TOP_KEYS = {
@@ -40,35 +41,10 @@ _TOP_KEYS = {
 #: Published experiments a spec may declare it reproduces (``reproduces = NAME``), with the
 #: ``(num_layers, num_experts, top_k)`` their models must have.
 REPRODUCIBLE = {"seed-switch": (12, 128, 1), "seed-qwen": (28, 64, 8)}
-_TRACE_FILE_KEYS = {"name", "file", "model"}
 #: Axes a strategy table may set for itself (replacing the top-level lists).
 _GRID_AXES = {"caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
               *EXECUTION_AXES, *BUDGET_AXES}
 _BASELINE_KEYS = {"strategy", "cache", "eviction", "eviction_params", "cache_partition", "pinned", "pin_profile", "params"}
-
-
-@dataclass(frozen=True)
-class TraceSpec:
-    """One ``[[traces]]`` entry: a Parquet file or generator settings."""
-
-    name: str
-    file: Path | None = None
-    model: Any = None  # profile (name, path or mapping) for a file; the generator's model otherwise
-    tokens: int = 0
-    sequences: int | None = None
-    seed: int | None = None
-    params: dict = field(default_factory=dict)  # generator parameters, "preset" included
-    path: tuple = ()
-
-    @property
-    def generated(self) -> bool:
-        return self.file is None
-
-    def run_seed(self, base_seed: int, run: int) -> int | None:
-        """The generator seed of run ``run``: the trace's seed (or the spec's) plus the run index."""
-        if not self.generated:
-            return None
-        return (self.seed if self.seed is not None else base_seed) + run
 
 
 @dataclass(frozen=True)
@@ -217,10 +193,6 @@ class _Reader:
             raise self.fail(path, str(exc)) from None
 
 
-def _show(value) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
 def _canonical_hash(raw: dict) -> str:
     text = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -296,7 +268,7 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
         except ImportError as exc:
             raise r.fail(("imports", i), f"cannot import {module!r}: {exc}") from None
 
-    traces = _traces(raw, r)
+    traces = trace_specs(raw, r)
     profiles = _profiles(raw, r)
     models = None
     if "models" in raw:
@@ -350,7 +322,7 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
             if t.model is not None and not listed:
                 spec.check_shape(t.model.num_layers, t.model.num_experts, f"trace {t.name!r}'s model {t.model.name!r}")
             continue
-        _, nl, ne, k = _gen_shape(t, r)
+        _, nl, ne, k = generated_shape(t, r)
         for m, where in listed:
             if (m.num_layers, m.num_experts, m.top_k) != (nl, ne, k):
                 raise r.fail(
@@ -398,121 +370,12 @@ def _profiles(raw: dict, r: _Reader) -> tuple | None:
     return tuple(pairs)
 
 
-def _gen_shape(t: TraceSpec, r: _Reader):
-    from ..trace.generate import resolve_shape
-
-    try:
-        return resolve_shape(t.model)
-    except FastsimError as exc:
-        raise r.fail(t.path + ("model",), str(exc)) from None
-
-
 def _dedupe_check(r: _Reader, names: list, path) -> None:
     seen = set()
     for i, n in enumerate(names):
         if n in seen:
             raise r.fail(tuple(path) + (i,), f"{n!r} is listed twice")
         seen.add(n)
-
-
-def _traces(raw: dict, r: _Reader) -> tuple[TraceSpec, ...]:
-    if "traces" not in raw:
-        raise r.fail(("traces",), "missing: add at least one [[traces]] table (a file or generator settings)")
-    entries = raw["traces"]
-    if isinstance(entries, Mapping):
-        entries = [entries]
-    if not isinstance(entries, list) or not entries:
-        raise r.fail(("traces",), "expected one or more [[traces]] tables")
-    out = []
-    names = set()
-    for i, entry in enumerate(entries):
-        path = ("traces", i)
-        if not isinstance(entry, Mapping):
-            raise r.fail(path, f"expected a table, got {_show(entry)}")
-        if "file" in entry:
-            r.check_keys(entry, _TRACE_FILE_KEYS, path, "a file trace")
-            file = r.path_value(r.string(entry["file"], path + ("file",)))
-            model = entry.get("model")
-            if model is not None:
-                model = r.profile(model, path + ("model",), "model")
-            name = entry.get("name", file.stem)
-            spec = TraceSpec(name=r.string(name, path + ("name",)), file=file, model=model, path=path)
-        else:
-            spec = _generated_trace(entry, i, path, r)
-        if spec.name in names:
-            raise r.fail(path + ("name",), f"trace name {spec.name!r} is used twice; give each trace a distinct name")
-        names.add(spec.name)
-        out.append(spec)
-    return tuple(out)
-
-
-def _generated_trace(entry: Mapping, i: int, path: tuple, r: _Reader) -> TraceSpec:
-    from ..trace import generate
-
-    allowed = {"name", "model", "tokens", "sequences", "seed", "preset", "router_scores", "prompt_tokens"} | set(
-        generate.DEFAULT_PARAMS)
-    r.check_keys(entry, allowed, path, "a generated trace")
-    preset = entry.get("preset")
-    if preset is not None:
-        preset = r.string(preset, path + ("preset",))
-    if "tokens" not in entry:
-        raise r.fail(path, "a trace needs 'file', or generator settings with 'tokens' and 'model' (or 'preset')")
-    model = entry.get("model")
-    if model is None:
-        if preset is None:
-            raise r.fail(path, "a generated trace needs 'model' (or a 'preset' that names one)")
-        models = getattr(generate, "PRESET_MODELS", {})
-        if preset in models:
-            model = models[preset][0]
-    elif isinstance(model, str):
-        if model not in list_models() and (model.endswith(".toml") or "/" in model):
-            model = str(r.path_value(model))
-    elif isinstance(model, list):
-        model = tuple(r.integer(v, path + ("model", j), 1) for j, v in enumerate(model))
-    elif not isinstance(model, Mapping):
-        raise r.fail(path + ("model",), f"expected a model profile or [layers, experts, top_k], got {_show(model)}")
-    tokens = r.integer(entry["tokens"], path + ("tokens",), 1)
-    sequences = entry.get("sequences")
-    if sequences is not None:
-        sequences = r.integer(sequences, path + ("sequences",), 1)
-    seed = entry.get("seed")
-    if seed is not None:
-        seed = r.integer(seed, path + ("seed",), 0)
-    params = {k: v for k, v in entry.items() if k in generate.DEFAULT_PARAMS}
-    if entry.get("router_scores") is not None:
-        if not isinstance(entry["router_scores"], bool):
-            raise r.fail(path + ("router_scores",), f"expected true or false, got {_show(entry['router_scores'])}")
-        if entry["router_scores"]:
-            params["router_scores"] = True
-    if entry.get("prompt_tokens") is not None:
-        value = entry["prompt_tokens"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise r.fail(path + ("prompt_tokens",), f"expected a count of prompt tokens >= 0, got {_show(value)}")
-        params["prompt_tokens"] = value
-    if preset is not None:
-        params["preset"] = preset
-    try:
-        # a zero-token trace checks the model, the preset and every parameter at no cost
-        generate_with(model, 0, sequences, 0, params)
-    except FastsimError as exc:
-        text = str(exc)
-        bad = next((k for k in entry if k not in ("name", "tokens") and (repr(k) in text or f" {k} " in text)), None)
-        raise r.fail(path + ((bad,) if bad else ()), text.removeprefix("generate: ")) from None
-    label = preset if preset is not None and "model" not in entry else model
-    default = label if isinstance(label, str) and "/" not in label else f"generated-{i}"
-    name = r.string(entry.get("name", f"{default}-{tokens}"), path + ("name",))
-    return TraceSpec(name=name, model=model, tokens=tokens, sequences=sequences, seed=seed, params=params, path=path)
-
-
-def generate_with(model, tokens: int, sequences, seed: int, params: dict):
-    """Generate a trace from a spec's settings (``params`` may hold ``preset``)."""
-    from ..trace.generate import generate_from_params
-
-    params = dict(params)
-    preset = params.pop("preset", None)
-    if preset is not None:
-        return generate_from_params(model, tokens, sequences, seed, params, preset=preset)
-    return generate_from_params(model, tokens, sequences, seed, params)
 
 
 def _strategies(raw: dict, r: _Reader, shaped: list) -> tuple[StrategyGrid, ...]:

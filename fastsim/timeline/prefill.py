@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import kernel
+from .schedule import sequence_offsets, slot_steps
 
 __all__ = ["Phases", "prefill_steps", "access_phases"]
 
@@ -35,59 +36,16 @@ def prefill_steps(sequence_lengths, prompt_tokens, batch_size):
     """``(step_ptr, step_tokens, prefill_step, decode_tokens, row_prompt)``.
 
     SPEC section 3's batching, except that a slot's first step of a sequence with a prompt holds
-    the whole prompt. ``row_prompt`` marks trace rows that are prompt tokens.
+    the whole prompt (:func:`fastsim.timeline.schedule.slot_steps`). ``row_prompt`` marks trace
+    rows that are prompt tokens.
     """
-    num_seq = sequence_lengths.shape[0]
-    offsets = np.zeros(num_seq + 1, np.int64)
-    for i in range(num_seq):
-        offsets[i + 1] = offsets[i] + sequence_lengths[i]
-    total = offsets[num_seq]
-    row_prompt = np.zeros(total, np.uint8)
-    for q in range(num_seq):
+    step_ptr, step_tokens, prefill_step, decode_tokens = slot_steps(sequence_lengths, prompt_tokens, batch_size)
+    offsets = sequence_offsets(sequence_lengths)
+    row_prompt = np.zeros(offsets[-1], np.uint8)
+    for q in range(sequence_lengths.shape[0]):
         for t in range(offsets[q], offsets[q] + prompt_tokens[q]):
             row_prompt[t] = 1
-    step_ptr = np.zeros(total + 1, np.int64)
-    step_tokens = np.empty(total, np.int64)
-    decode_tokens = np.zeros(total, np.int64)
-    prefill_step = np.full(num_seq, -1, np.int64)
-    slot_seq = np.full(batch_size, -1, np.int64)
-    slot_pos = np.zeros(batch_size, np.int64)
-    next_seq = 0
-    steps = 0
-    filled = 0
-    while True:
-        occupied = 0
-        for b in range(batch_size):
-            if slot_seq[b] < 0:
-                while next_seq < num_seq and sequence_lengths[next_seq] == 0:
-                    next_seq += 1
-                if next_seq < num_seq:
-                    slot_seq[b] = next_seq
-                    slot_pos[b] = 0
-                    next_seq += 1
-            if slot_seq[b] >= 0:
-                occupied += 1
-        if occupied == 0:
-            break
-        for b in range(batch_size):
-            q = slot_seq[b]
-            if q < 0:
-                continue
-            take = 1
-            if slot_pos[b] == 0 and prompt_tokens[q] > 0:
-                take = prompt_tokens[q]
-                prefill_step[q] = steps
-            else:
-                decode_tokens[steps] += 1
-            for i in range(take):
-                step_tokens[filled] = offsets[q] + slot_pos[b] + i
-                filled += 1
-            slot_pos[b] += take
-            if slot_pos[b] == sequence_lengths[q]:
-                slot_seq[b] = -1
-        steps += 1
-        step_ptr[steps] = filled
-    return step_ptr[: steps + 1].copy(), step_tokens, prefill_step, decode_tokens[:steps].copy(), row_prompt
+    return step_ptr, step_tokens, prefill_step, decode_tokens, row_prompt
 
 
 @kernel

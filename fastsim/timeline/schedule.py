@@ -17,7 +17,7 @@ from .._jit import kernel
 
 __all__ = [
     "Schedule", "NEVER", "build_schedule", "schedule_from_sets", "batch_steps", "with_next_use", "with_scores",
-    "with_requests", "step_layout", "prompt_lengths",
+    "with_requests", "step_layout", "prompt_lengths", "slot_steps", "sequence_offsets",
 ]
 
 #: Position used for "never demanded again" (farther than any real position).
@@ -93,18 +93,47 @@ class Schedule(NamedTuple):
 
 @kernel
 def batch_steps(sequence_lengths, batch_size):
-    """Continuous batching (SPEC section 3, Batching).
+    """Continuous batching (SPEC section 3, Batching): :func:`slot_steps` with no prompts.
 
     Returns ``(step_ptr, step_tokens)``: the trace rows active at step ``s`` are
     ``step_tokens[step_ptr[s]:step_ptr[s + 1]]``, in slot order.
     """
+    no_prompts = np.zeros(sequence_lengths.shape[0], np.int64)
+    step_ptr, step_tokens, _, _ = slot_steps(sequence_lengths, no_prompts, batch_size)
+    return step_ptr, step_tokens
+
+
+@kernel
+def sequence_offsets(sequence_lengths):
+    """``offsets`` (int64, one per sequence and one more): sequence ``q`` is trace rows
+    ``offsets[q]:offsets[q + 1]``."""
     num_seq = sequence_lengths.shape[0]
     offsets = np.zeros(num_seq + 1, np.int64)
     for i in range(num_seq):
         offsets[i + 1] = offsets[i] + sequence_lengths[i]
+    return offsets
+
+
+@kernel
+def slot_steps(sequence_lengths, prompt_tokens, batch_size):
+    """The batching slot loop, with prefill steps (SPEC sections 3 and 7).
+
+    Each free slot takes the next sequence that has tokens; an occupied slot runs one token of
+    its sequence per step, except that its first step of a sequence with a prompt of
+    ``prompt_tokens[q] >= 1`` tokens runs the whole prompt (all zeros: decode only).
+
+    Returns ``(step_ptr, step_tokens, prefill_step, decode_tokens)``: the trace rows of step
+    ``s`` are ``step_tokens[step_ptr[s]:step_ptr[s + 1]]``, in slot order; ``prefill_step``
+    (int64 per sequence) the step of its prompt, -1 without one; ``decode_tokens`` (int64 per
+    step) the decode tokens that ran in it.
+    """
+    num_seq = sequence_lengths.shape[0]
+    offsets = sequence_offsets(sequence_lengths)
     total = offsets[num_seq]
     step_ptr = np.zeros(total + 1, np.int64)
     step_tokens = np.empty(total, np.int64)
+    decode_tokens = np.zeros(total, np.int64)
+    prefill_step = np.full(num_seq, -1, np.int64)
     slot_seq = np.full(batch_size, -1, np.int64)
     slot_pos = np.zeros(batch_size, np.int64)
     next_seq = 0
@@ -126,15 +155,23 @@ def batch_steps(sequence_lengths, batch_size):
             break
         for b in range(batch_size):
             q = slot_seq[b]
-            if q >= 0:
-                step_tokens[filled] = offsets[q] + slot_pos[b]
+            if q < 0:
+                continue
+            take = 1
+            if slot_pos[b] == 0 and prompt_tokens[q] > 0:
+                take = prompt_tokens[q]
+                prefill_step[q] = steps
+            else:
+                decode_tokens[steps] += 1
+            for i in range(take):
+                step_tokens[filled] = offsets[q] + slot_pos[b] + i
                 filled += 1
-                slot_pos[b] += 1
-                if slot_pos[b] == sequence_lengths[q]:
-                    slot_seq[b] = -1
+            slot_pos[b] += take
+            if slot_pos[b] == sequence_lengths[q]:
+                slot_seq[b] = -1
         steps += 1
         step_ptr[steps] = filled
-    return step_ptr[: steps + 1].copy(), step_tokens
+    return step_ptr[: steps + 1].copy(), step_tokens, prefill_step, decode_tokens[:steps].copy()
 
 
 @kernel

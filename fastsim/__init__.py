@@ -9,14 +9,18 @@ The public API (SPEC section 5)::
     result.metrics
     floor = fastsim.bound(trace, "switch-base-128", "rtx3090", cache_slots=256, batch_size=1)
     floor.total_time_s   # no strategy or eviction beats it (SPEC section 8, docs/bounds.md)
+    again = fastsim.replay_row("results/seed-switch/results.parquet", 17)
+    again.reproduces     # the row's configuration, replayed again, gives the row's metrics
 """
 from ._version import __version__
 from .errors import ConfigError, FastsimError, ProfileError, SpecError, TraceError
 from .replay import ReplayResult, replay
+# the function replaces the module of the same name as the package's attribute
+from .replay_row import RowReplay, replay_row
 from .trace import Trace, read_trace
 
 __all__ = [
-    "__version__", "Trace", "read_trace", "replay", "ReplayResult",
+    "__version__", "Trace", "read_trace", "replay", "ReplayResult", "replay_row", "RowReplay",
     "FastsimError", "TraceError", "ProfileError", "ConfigError", "SpecError",
 ]
 

@@ -1,4 +1,6 @@
-"""``fastsim replay``: one replay of a trace file, printed as a table or JSON."""
+"""``fastsim replay``: one replay of a trace file, printed as a table or JSON; or, with
+``--from-row TABLE:N``, the configuration of a result row replayed again
+(:func:`fastsim.replay_row`), with a verdict on whether it reproduces the row."""
 from __future__ import annotations
 
 import json
@@ -77,7 +79,10 @@ def register(subparsers) -> None:
         help="replay a trace under one strategy, cache and GPU",
         description="Replay a routing trace through the expert cache and transfer timeline (SPEC sections 3, 6 and 7).",
     )
-    p.add_argument("--trace", required=True, help="Parquet trace file")
+    p.add_argument("--trace", help="Parquet trace file (with --from-row: replaces the row's trace; same fingerprint)")
+    p.add_argument("--from-row", metavar="TABLE:N",
+                   help="replay row N (from 0) of a results table again, with the row's configuration, and say "
+                        "whether it reproduces the row (exit 1 when it does not)")
     p.add_argument("--strategy", default="on-demand", help="strategy name (default: on-demand)")
     p.add_argument("--model", help="model profile: built-in name or TOML file (default: the trace's)")
     p.add_argument("--hardware", default="rtx3090", help="hardware profile: built-in name or TOML file")
@@ -124,7 +129,10 @@ def register(subparsers) -> None:
     x.add_argument("--context-tokens", metavar="N",
                    help="with an auto cache: context tokens per slot's KV cache (default: the trace's longest sequence)")
     p.add_argument("--json", action="store_true", help="print one JSON object: config and metrics")
-    p.set_defaults(func=run)
+    # the flags that set a configuration, which --from-row takes from its row instead
+    own = {"trace", "from_row", "json", "imports", "help"}
+    p.set_defaults(func=run, configuration_flags=tuple(
+        (a.dest, a.default, a.option_strings[0]) for a in p._actions if a.dest not in own))
 
 
 def add_cache_layout_flags(p) -> None:
@@ -281,6 +289,10 @@ def run(args) -> int:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"--import {module}: cannot import it: {exc}") from None
+    if args.from_row is not None:
+        return run_from_row(args)
+    if args.trace is None:
+        raise ConfigError("give the trace to replay with --trace FILE (or a result row with --from-row TABLE:N)")
     kwargs = replay_kwargs(args)
     try:  # the policy and its parameters are checked before the trace is read
         eviction_choice(kwargs["eviction"], kwargs["eviction_params"])
@@ -311,3 +323,86 @@ def run(args) -> int:
         text = f"{value:.6g}" if isinstance(value, float) else f"{value}"
         print(f"  {key:<{width}}  {text}")
     return 0
+
+
+# ------------------------------------------------------------------------------ --from-row
+
+
+def _table_row(text: str) -> tuple[str, int]:
+    """``TABLE:N`` as ``(TABLE, N)``; ConfigError naming the flag."""
+    table, sep, number = text.rpartition(":")
+    if not sep or not table or not number.strip().isdigit():
+        raise ConfigError(f"--from-row expects TABLE:N (a results table and a row number from 0), got {text!r}")
+    return table, int(number)
+
+
+def run_from_row(args) -> int:
+    """Replay a result row again; exit 0 when it reproduces, 1 when it does not."""
+    from ..replay_row import replay_row
+
+    given = [flag for dest, default, flag in args.configuration_flags if getattr(args, dest, default) != default]
+    if given:
+        raise ConfigError(f"--from-row replays the row's own configuration: {given[0]} cannot be given with it")
+    table, n = _table_row(args.from_row)
+    again = replay_row(table, n, trace=args.trace)
+    if args.json:
+        print(json.dumps(_row_json(table, again), indent=2))
+    else:
+        print("\n".join(_row_lines(table, again)))
+    return 0 if again.reproduces else 1
+
+
+def _row_metric_names(again) -> list[str]:
+    from ..sweep.results import ALL_METRICS
+
+    names = ["cache_slots", *ALL_METRICS]
+    return [m for m in names if m in again.row and (again.row[m] is not None or m in again.differences)]
+
+
+def _row_lines(table: str, again) -> list[str]:
+    """The row's configuration, where the trace came from, each metric beside the row's, the verdict."""
+    row, n = again.row, again.index
+    cfg = again.result.config
+    lines = [
+        f"row {n} of {table}: {row['strategy']} on {row['model']} / {row['hardware']}, cache {cfg['cache_slots']} "
+        f"experts ({row['cache_request']}), {row['eviction']}, batch {row['batch_size']}{_execution_text(cfg)}",
+        f"  {again.trace_origin}; fingerprint {row['trace_fingerprint']} as the row's",
+        "  configuration hash as the row's" if again.config_hash_matches else
+        "  configuration hash differs from the row's (another fastsim version, or profile figures the table "
+        "does not record): rebuilt from the row's columns",
+    ]
+    names = _row_metric_names(again)
+    width = max(len(m) for m in names)
+    metrics = {**again.result.metrics, "cache_slots": cfg["cache_slots"]}
+    lines.append(f"  {'metric':<{width}}  {'row':>16}  {'replayed':>16}")
+    for m in names:
+        mark = "  differs" if m in again.differences else ""
+        lines.append(f"  {m:<{width}}  {_cell(row[m]):>16}  {_cell(metrics.get(m)):>16}{mark}")
+    if again.reproduces:
+        lines.append(f"reproduces row {n}")
+    else:
+        lines.append(f"does not reproduce row {n}: " + ", ".join(
+            f"{m} {_exact(a)} in the row, {_exact(b)} replayed" for m, (a, b) in again.differences.items()))
+    return lines
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.10g}" if isinstance(value, float) else str(value)
+
+
+def _exact(value) -> str:
+    """A value in full: floats that differ past the table's ten digits still read apart."""
+    return "-" if value is None else repr(value)
+
+
+def _row_json(table: str, again) -> dict:
+    names = _row_metric_names(again)
+    return {
+        "table": table, "row": again.index, "reproduces": again.reproduces,
+        "differences": {m: {"row": a, "replayed": b} for m, (a, b) in again.differences.items()},
+        "trace": again.trace_origin, "config_hash_matches": again.config_hash_matches,
+        "config": again.result.config, "metrics": again.result.metrics,
+        "row_metrics": {m: again.row[m] for m in names},
+    }

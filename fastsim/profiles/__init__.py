@@ -171,7 +171,8 @@ class HardwareProfile:
 # per layer); "float" a positive number; "rate" a positive number or infinity (an idealised link
 # or device, for what-if studies); "float0" a finite number >= 0 (fixed costs a profile may
 # leave out); "fraction" a number in (0, 1] (an achieved share of a rate). An integer field
-# also takes an integral float (80e9, 28.5e6: TOML and JSON writers often produce them).
+# also takes an integral float (80e9, 28.5e6: TOML and JSON writers often produce them), up to
+# _INT64_MAX: results tables hold the figures as int64 columns and kernels as int64 arrays.
 _MODEL_KINDS = {
     "num_layers": "int",
     "num_experts": "int",
@@ -200,6 +201,7 @@ _HARDWARE_KINDS = {
     "dense_efficiency": "fraction",
 }
 #: Fields a profile may leave out (the options that need them say so when they are absent).
+_INT64_MAX = 2**63 - 1
 _OPTIONAL = {
     "dense_bytes_total", "kv_bytes_per_token",
     "cpu_flops_per_s", "cpu_mem_bytes_per_s", "cpu_overhead_s", "host_bytes", "nvme_bytes_per_s",
@@ -228,14 +230,16 @@ def _where(name: str | None, origin: str) -> str:
     return f"{who} ({origin})"
 
 
-def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
-    """Validate one numeric field; return it as a plain ``int`` or ``float``."""
+def _check_value(kind: _Kind, field_name: str, value: Any, where: str, label: str | None = None) -> Any:
+    """Validate one numeric field; return it as a plain ``int`` or ``float``. ``label`` names
+    the field in messages when ``field_name`` alone does not (an entry of a list)."""
     rule = kind.kinds[field_name]
-    prefix = f"{kind.label} profile {where}: field {field_name!r}"
+    prefix = f"{kind.label} profile {where}: field {field_name!r}{label or ''}"
     if rule == "sizes":
         # one size for every layer, or a list of one per layer (quantised files mix types)
         if isinstance(value, (list, tuple)):
-            sizes = tuple(_check_value(_SIZE_KIND, "size", v, where) for v in value)
+            sizes = tuple(_check_value(_SIZE_KIND, "size", v, where, f" ({field_name}[{i}])")
+                          for i, v in enumerate(value))
             if not sizes:
                 raise ProfileError(f"{prefix} must be a positive integer or a list of them, got []")
             return sizes[0] if len(set(sizes)) == 1 else sizes
@@ -253,11 +257,16 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
             value = as_float
         value = int(value)
         if value < 0 or (value == 0 and rule == "int"):
-            raise ProfileError(f"{prefix} must be {'positive' if rule == 'int' else 'zero or positive'}, got {value}")
+            raise ProfileError(f"{prefix} must be {'positive' if rule == 'int' else 'zero or positive'}, got {_shown(value)}")
+        if value > _INT64_MAX:
+            raise ProfileError(f"{prefix} must be at most {_INT64_MAX} (a 64-bit integer), got {_shown(value)}")
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ProfileError(f"{prefix} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ProfileError(f"{prefix} must be a finite number, got {_shown(value)}") from None
     if math.isnan(value) or (value == math.inf and rule != "rate"):
         raise ProfileError(f"{prefix} must be finite, got {value}")
     if rule in ("float", "rate") and value <= 0.0:
@@ -267,6 +276,13 @@ def _check_value(kind: _Kind, field_name: str, value: Any, where: str) -> Any:
     if rule == "fraction" and not 0.0 < value <= 1.0:
         raise ProfileError(f"{prefix} must be a fraction in (0, 1], got {value}")
     return value
+
+
+def _shown(value) -> str:
+    """A number for a message; an integer of many digits by its length."""
+    if isinstance(value, numbers.Integral) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    return f"{value}"
 
 
 def _build(kind: _Kind, data: Mapping, origin: str, name: str | None = None):

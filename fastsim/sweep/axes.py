@@ -19,6 +19,8 @@ Canonical forms (two values that replay the same give the same form, so configur
 - execution options: the option names of :mod:`fastsim.timeline.options`, caps as integers or
   ``None`` (no cap), ``prefill`` a bool; ``reserve_bytes`` an integer of bytes and
   ``context_tokens`` an integer, both used only by ``cache = "auto"``.
+
+Every integer must fit in 64 bits (:data:`INT64_MAX`): results tables and kernels hold them so.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from ..errors import FastsimError
 from ..eviction import get_eviction
 
 __all__ = [
-    "WORKING_SET", "GLOBAL", "PER_LAYER", "CacheRequest", "EvictionChoice", "parse_cache", "eviction_choice",
+    "INT64_MAX", "WORKING_SET", "GLOBAL", "PER_LAYER", "CacheRequest", "EvictionChoice", "parse_cache", "eviction_choice",
     "partition_value", "pinned_value", "pin_profile_value", "partition_label", "pin_request_label",
     "eviction_params_label",
 ]
@@ -42,14 +44,42 @@ AUTO = "auto"
 GLOBAL = "global"
 PER_LAYER = "per-layer"
 _UNITS = {"gb": 10**9, "mb": 10**6, "kb": 10**3, "tb": 10**12, "gib": 2**30, "mib": 2**20, "b": 1}
+#: The largest integer a spec or configuration may give: results tables hold int64 columns and
+#: kernels int64 arrays, so a larger one would fail every row instead of the one key.
+INT64_MAX = 2**63 - 1
+#: Strategy and policy parameters travel as 64-bit floats: integers beyond 2**53 would not survive.
+EXACT_FLOAT_INT = 2**53
 
 
 def _show(value) -> str:
+    if _is_int(value) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
     return f"{type(value).__name__} {value!r}"
 
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_int64(value, what: str) -> None:
+    """ValueError when the integer ``value`` is too large for 64 bits (``what`` names it)."""
+    if _is_int(value) and value > INT64_MAX:
+        raise ValueError(f"{what} must be at most {INT64_MAX} (a 64-bit integer), got {_show(value)}")
+
+
+def check_param_number(params, name: str, value, where: str) -> None:
+    """A number a parameter's own check cannot take: too large for a float, or an integer
+    parameter beyond 2**53. ``params`` are the strategy's or policy's :class:`Param` objects;
+    ValueError naming ``where`` (``strategy 'top-k' parameter 'k'``)."""
+    param = next((p for p in params if p.name == name), None)
+    if param is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # the parameter's own check names what is wrong
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{where} must be a finite number, got {_show(value)}") from None
+    if param.kind == "int" and math.isfinite(number) and abs(number) > EXACT_FLOAT_INT:
+        raise ValueError(f"{where} must lie within +-2**53 (parameters are held as 64-bit floats), got {_show(value)}")
 
 
 # --------------------------------------------------------------------------------- caches
@@ -88,6 +118,7 @@ def parse_cache(value, where=None) -> CacheRequest:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"a cache of {value} slots is negative")
+        check_int64(value, "a number of slots")
         return CacheRequest("slots", value)
     if isinstance(value, float):
         raise ValueError(
@@ -112,10 +143,13 @@ def parse_cache(value, where=None) -> CacheRequest:
     if unit in ("slot", "slots"):
         if amount != int(amount):
             raise ValueError(f"a number of slots must be an integer, got {value!r}")
+        check_int64(int(amount), f"the number of slots in {value!r}")
         return CacheRequest("slots", int(amount))
     if unit not in _UNITS:
         raise ValueError(f"unknown unit {unit!r} in {value!r}: expected GB, MB, KB, TB, GiB, MiB, B or slots")
-    return CacheRequest("bytes", int(round(amount * _UNITS[unit])))
+    nbytes = int(round(amount * _UNITS[unit]))
+    check_int64(nbytes, f"the number of bytes in {value!r}")
+    return CacheRequest("bytes", nbytes)
 
 
 # ------------------------------------------------------------------------------ evictions
@@ -149,6 +183,8 @@ def eviction_choice(name, params=None) -> EvictionChoice:
         policy = get_eviction(name)
     except FastsimError as exc:
         raise ValueError(str(exc)) from None
+    for key, v in dict(params or {}).items():
+        check_param_number(policy.params, key, v, f"eviction {policy.name!r} parameter {key!r}")
     try:
         values = policy.resolve(dict(params or {}))
     except FastsimError as exc:
@@ -181,6 +217,7 @@ def partition_value(value):
         for v in value:
             if not _is_int(v) or v < 0:
                 raise ValueError(f"a cache partition list holds integers >= 0 (one per layer), got {_show(v)}")
+            check_int64(v, "a partition size")
         return tuple(int(v) for v in value)
     raise ValueError(f"expected 'global', 'per-layer' or a list of slot counts (one per layer), got {_show(value)}")
 
@@ -192,11 +229,13 @@ def pinned_value(value):
     if _is_int(value):
         if value < 0:
             raise ValueError(f"a pinned count must be >= 0, got {value}")
+        check_int64(value, "a pinned count")
         return int(value) or None
     if isinstance(value, (list, tuple)):
         for k in value:
             if not _is_int(k) or k < 0:
                 raise ValueError(f"pinned keys are integers >= 0 (layer * num_experts + expert), got {_show(k)}")
+            check_int64(k, "a pinned key")
         if len(set(value)) != len(value):
             dup = next(k for k in value if list(value).count(k) > 1)
             raise ValueError(f"pinned key {dup} is listed twice")
@@ -206,7 +245,7 @@ def pinned_value(value):
 
 def pin_profile_value(value) -> float:
     """A fraction of the trace's tokens in ``(0, 1]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (_is_int(value) and abs(value) > 1):
         raise ValueError(f"pin_profile must be a fraction in (0, 1], got {_show(value)}")
     v = float(value)
     if not math.isfinite(v) or not 0.0 < v <= 1.0:
@@ -303,6 +342,10 @@ def max_loads_axis(value, path, r) -> tuple[int | None, ...]:
         if v == "none":
             out.append(None)
         elif _is_int(v) and v >= 0:
+            try:
+                check_int64(v, "a cap on prefetch loads")
+            except ValueError as exc:
+                raise r.fail(_where(value, path, i), str(exc)) from None
             out.append(v)
         else:
             raise r.fail(_where(value, path, i), f"expected an integer >= 0 or 'none' (no cap), got {_show(v)}")
@@ -382,6 +425,7 @@ def execution_value(option: str, value):
         raise ValueError(f"expected true or false, got {_show(value)}")
     if option in ("max_inflight_prefetches", "max_uploads_per_layer") and value is not None and not _is_int(value):
         raise ValueError(f"expected an integer or 'none' (no cap), got {_show(value)}")
+    check_int64(value, "a cap")
     kwargs = {option: value}
     if option == "max_uploads_per_layer":
         kwargs["miss_execution"] = "cpu"  # the pairing with miss_execution is checked per grid
@@ -399,6 +443,7 @@ def bytes_value(value) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"expected a number of bytes >= 0, got {value}")
+        check_int64(value, "a number of bytes")
         return value
     req = parse_cache(value)
     if req.kind != "bytes":
@@ -409,6 +454,7 @@ def bytes_value(value) -> int:
 def context_value(value) -> int:
     if not _is_int(value) or value < 0:
         raise ValueError(f"expected an integer number of tokens >= 0, got {_show(value)}")
+    check_int64(value, "a number of tokens")
     return int(value)
 
 

@@ -20,10 +20,10 @@ from ..errors import FastsimError, SpecError
 from ..profiles import hardware_profile, list_hardware, list_models, model_profile
 from ..strategies import get_strategy
 from .axes import (
-    BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, WORKING_SET, CacheRequest, EvictionChoice, _show, budget_axis,
-    caches_axis, check_shape, check_uploads, eviction_choice, evictions_axis, execution_axes, max_loads_axis,
-    parse_cache, partition_value,
-    partitions_axis, pin_profile_value, pin_profiles_axis, pinned_axis, pinned_value,
+    BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, INT64_MAX, WORKING_SET, CacheRequest, EvictionChoice,
+    _show, budget_axis, caches_axis, check_param_number, check_shape, check_uploads, eviction_choice, evictions_axis,
+    execution_axes, max_loads_axis, parse_cache, partition_value, partitions_axis, pin_profile_value,
+    pin_profiles_axis, pinned_axis, pinned_value,
 )
 from .locate import KeyLocator, format_path
 from .trace_specs import TraceSpec, generate_with, generated_shape, trace_specs
@@ -156,11 +156,14 @@ class _Reader:
                 f"unknown key in {what}; expected one of {', '.join(sorted(allowed))}",
             )
 
-    def integer(self, value, path, minimum: int) -> int:
+    def integer(self, value, path, minimum: int, maximum: int = INT64_MAX, why: str = "a 64-bit integer") -> int:
+        """An integer in ``[minimum, maximum]``; ``why`` says where the maximum comes from."""
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(path, f"expected an integer, got {_show(value)}")
         if value < minimum:
             raise self.fail(path, f"expected an integer >= {minimum}, got {value}")
+        if value > maximum:
+            raise self.fail(path, f"expected an integer <= {maximum} ({why}), got {_show(value)}")
         return value
 
     def string(self, value, path) -> str:
@@ -255,8 +258,8 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise r.fail(("description",), f"expected a string, got {_show(description)}")
-    seed = r.integer(raw.get("seed", 0), ("seed",), 0)
     runs = r.integer(raw.get("runs", 1), ("runs",), 1)
+    seed = _seed(r, raw.get("seed", 0), ("seed",), runs)
     out = raw.get("out")
     out = r.path_value(r.string(out, ("out",))) if out is not None else None
     imports = ()
@@ -265,10 +268,13 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     for i, module in enumerate(imports):
         try:
             __import__(module)
-        except ImportError as exc:
+        except (ImportError, ValueError, TypeError) as exc:  # "a..b" and "." are no module names
             raise r.fail(("imports", i), f"cannot import {module!r}: {exc}") from None
 
     traces = trace_specs(raw, r)
+    for t in traces:
+        if t.seed is not None:
+            _seed(r, t.seed, t.path + ("seed",), runs)
     profiles = _profiles(raw, r)
     models = None
     if "models" in raw:
@@ -296,7 +302,7 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
         check_uploads({**execution, **g.execution}, g.execution, g.path, r)
     baseline = _baseline(raw, r, shaped)
     reproduces = raw.get("reproduces")
-    if reproduces is not None and reproduces not in REPRODUCIBLE:
+    if reproduces is not None and (not isinstance(reproduces, str) or reproduces not in REPRODUCIBLE):
         raise r.fail(("reproduces",), f"expected one of {', '.join(REPRODUCIBLE)}, got {_show(reproduces)}")
     with_bound = raw.get("bound", False)
     if not isinstance(with_bound, bool):
@@ -341,6 +347,18 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
                     f"{m.name!r} has {(m.num_layers, m.num_experts, m.top_k)}",
                 )
     return spec
+
+
+def _seed(r: _Reader, value, path, runs: int) -> int:
+    """A generator seed: run ``r`` generates with ``seed + r``, which a table holds as int64."""
+    return r.integer(value, path, 0, INT64_MAX - (runs - 1),
+                     f"run r generates with seed + r, a 64-bit integer, and runs = {runs}")
+
+
+def _check_strategy_param(defn, name: str, value) -> None:
+    """One strategy parameter value, as the strategy checks it; FastsimError or ValueError."""
+    check_param_number(defn.params, name, value, f"strategy {defn.name!r} parameter {name!r}")
+    defn.resolve({name: value})
 
 
 def _profiles(raw: dict, r: _Reader) -> tuple | None:
@@ -407,8 +425,8 @@ def _strategies(raw: dict, r: _Reader, shaped: list) -> tuple[StrategyGrid, ...]
                 for i, v in enumerate(values):
                     where = path + (k, i) if isinstance(grid[k], list) else path + (k,)
                     try:
-                        defn.resolve({k: v})
-                    except FastsimError as exc:
+                        _check_strategy_param(defn, k, v)
+                    except ValueError as exc:
                         raise r.fail(where, str(exc)) from None
                 lists.append(values)
             combos = tuple(dict(zip(keys, c)) for c in itertools.product(*lists))
@@ -484,7 +502,7 @@ def _baseline(raw: dict, r: _Reader, shaped: list) -> Baseline | None:
         raise r.fail(("baseline", "params"), f"expected a table of parameter values, got {_show(params)}")
     for k, v in params.items():
         try:
-            defn.resolve({k: v})
-        except FastsimError as exc:
+            _check_strategy_param(defn, k, v)
+        except ValueError as exc:
             raise r.fail(("baseline", "params", k), str(exc)) from None
     return Baseline(defn.name, cache, eviction.name, tuple(params.items()), eviction.params, **organisation)

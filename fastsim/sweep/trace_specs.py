@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import FastsimError
 from ..profiles import list_models
-from .axes import _show
+from .axes import INT64_MAX, _show
 
 __all__ = ["TraceSpec", "trace_specs", "generate_with", "generated_shape"]
 
@@ -117,22 +117,50 @@ def _generated_trace(entry: Mapping, i: int, path: tuple, r) -> TraceSpec:
             params["router_scores"] = True
     if entry.get("prompt_tokens") is not None:
         value = entry["prompt_tokens"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise r.fail(path + ("prompt_tokens",), f"expected a count of prompt tokens >= 0, got {_show(value)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+            raise r.fail(path + ("prompt_tokens",),
+                         f"expected a count of prompt tokens in [0, {INT64_MAX}], got {_show(value)}")
         params["prompt_tokens"] = value
+    for key in params:
+        if _beyond_floats(params[key]):
+            raise r.fail(path + (key,), f"expected a finite number, got {_show(params[key])} (beyond any float)")
     if preset is not None:
         params["preset"] = preset
-    try:
-        # a zero-token trace checks the model, the preset and every parameter at no cost
-        generate_with(model, 0, sequences, 0, params)
-    except FastsimError as exc:
-        text = str(exc)
-        bad = next((k for k in entry if k not in ("name", "tokens") and (repr(k) in text or f" {k} " in text)), None)
-        raise r.fail(path + ((bad,) if bad else ()), text.removeprefix("generate: ")) from None
+    _check_generates(entry, model, sequences, params, path, r)
     label = preset if preset is not None and "model" not in entry else model
     default = label if isinstance(label, str) and "/" not in label else f"generated-{i}"
     name = r.string(entry.get("name", f"{default}-{tokens}"), path + ("name",))
     return TraceSpec(name=name, model=model, tokens=tokens, sequences=sequences, seed=seed, params=params, path=path)
+
+
+def _beyond_floats(value) -> bool:
+    """An integer (or a list holding one) too large for a float: the generator's checks
+    convert to float, and would raise OverflowError instead of naming the key."""
+    if isinstance(value, (list, tuple)):
+        return any(_beyond_floats(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return True
+    return False
+
+
+def _check_generates(entry: Mapping, model, sequences, params: dict, path: tuple, r) -> None:
+    """A zero-token trace checks the model, the preset and every parameter at no cost."""
+    import numpy as np
+
+    try:
+        # its lengths are all zero whatever the settings: overflow in them (a huge
+        # length_sigma) is no problem of the spec's, and must not warn
+        with np.errstate(all="ignore"):
+            generate_with(model, 0, sequences, 0, params)
+    except FastsimError as exc:
+        text = str(exc)
+        bad = next((k for k in entry if k not in ("name", "tokens") and (repr(k) in text or f" {k} " in text)), None)
+        raise r.fail(path + ((bad,) if bad else ()), text.removeprefix("generate: ")) from None
+    except (MemoryError, ValueError) as exc:  # a shape or a sequence count whose arrays do not fit in memory
+        raise r.fail(path, f"the generator cannot allocate a trace of these settings: {exc}") from None
 
 
 def generate_with(model, tokens: int, sequences, seed: int, params: dict):

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from . import core
-from .evict import heap_down, heap_push, heap_up, lru_push_mru, lru_unlink
+from .evict import heap_down, heap_entry, heap_key, heap_push, heap_shape, heap_up, lru_push_mru, lru_unlink
 
 __all__ = ["run_demand_only", "run_demand_single", "run_demand_policy"]
 
@@ -34,12 +34,10 @@ def _arrays(sched, num_keys, belady, per_step, record):
     prv[num_keys] = num_keys
     nxt[num_keys] = num_keys
     if belady:
-        key_next = sched.key_first.copy()
-        heap = np.empty(num_keys, np.uint64)
+        heap = np.empty(num_keys, np.int64)
         hpos = np.zeros(num_keys, np.int64)
     else:
-        key_next = np.empty(0, np.int64)
-        heap = np.empty(0, np.uint64)
+        heap = np.empty(0, np.int64)
         hpos = np.empty(0, np.int64)
     num_steps = sched.active.shape[0]
     counters = np.zeros(core.N_SIZE, np.int64)
@@ -47,7 +45,7 @@ def _arrays(sched, num_keys, belady, per_step, record):
     step_stall = np.zeros(num_steps if per_step else 0, np.int64)
     outcome = np.empty(sched.r_experts.shape[0] if record else 0, np.int8)
     wanted_ptr = np.zeros(num_steps * sched.num_layers + 1 if record else 0, np.int64)
-    return resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome, wanted_ptr
+    return resident, prv, nxt, heap, hpos, counters, step_time, step_stall, outcome, wanted_ptr
 
 
 @njit(nogil=True, inline="always")
@@ -70,12 +68,13 @@ def run_demand_only(sched, cost, config):
     r_counts = sched.r_counts
     r_next = sched.r_next
 
-    (resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome,
+    (resident, prv, nxt, heap, hpos, counters, step_time, step_stall, outcome,
      wanted_ptr) = _arrays(sched, num_keys, belady, per_step, record)
     head = num_keys  # LRU sentinel: nxt[head] least recent, prv[head] most recent
     r_stamp = np.zeros(num_keys, np.int64)
     heap_size = 0
     positions = num_steps * num_layers
+    shift, mask, never = heap_shape(num_layers * num_experts, positions)
 
     hits = 0
     misses = 0
@@ -117,12 +116,11 @@ def run_demand_only(sched, cost, config):
                     if belady:
                         # R's keys still rank at this position, the nearest possible: the top
                         # is outside R whenever the cache is full
-                        victim = heap[0]
+                        victim = np.uint64(heap_key(heap[0], mask))
                         heap_size -= 1
                         if heap_size > 0:
                             heap[0] = heap[heap_size]
-                            hpos[heap[0]] = 0
-                            heap_down(heap, hpos, key_next, 0, heap_size)
+                            heap_down(heap, hpos, 0, heap_size, mask)
                     else:
                         victim = nxt[head]
                         while r_stamp[victim] == p + 1:
@@ -133,15 +131,17 @@ def run_demand_only(sched, cost, config):
                 resident[key] = 1
                 n_res += 1
                 if belady:
-                    heap_size = heap_push(heap, hpos, key_next, key, heap_size)
+                    # its next use is this position until R's keys move on below
+                    heap_size = heap_push(heap, hpos, heap_entry(p, np.int64(key), shift, mask, never), heap_size, mask)
                 else:
                     lru_push_mru(prv, nxt, key, head)
             if belady:
                 for j in range(lo, hi):
                     key = base + np.uint64(r_experts[j])
-                    key_next[key] = r_next[j]
                     # a demand moves the key's next use later: it can only rise in the heap
-                    heap_up(heap, hpos, key_next, hpos[key])
+                    i = hpos[key]
+                    heap[i] = heap_entry(r_next[j], np.int64(key), shift, mask, never)
+                    heap_up(heap, hpos, i, mask)
             # the link was idle at the position's start, so its loads end n_miss loads later
             wait = n_miss * load_ns
             stall += wait
@@ -187,11 +187,12 @@ def run_demand_single(sched, cost, config):
     r_counts = sched.r_counts
     r_next = sched.r_next
 
-    (resident, prv, nxt, key_next, heap, hpos, counters, step_time, step_stall, outcome,
+    (resident, prv, nxt, heap, hpos, counters, step_time, step_stall, outcome,
      wanted_ptr) = _arrays(sched, num_keys, belady, per_step, record)
     head = num_keys  # LRU sentinel: nxt[head] least recent, prv[head] most recent
     heap_size = 0
     positions = num_steps * num_layers
+    shift, mask, never = heap_shape(num_layers * num_experts, positions)
 
     hits = 0
     misses = 0
@@ -216,8 +217,9 @@ def run_demand_single(sched, cost, config):
                         outcome[j] = core.HIT
                     if belady:
                         # a demand moves the key's next use later: it can only rise in the heap
-                        key_next[key] = r_next[j]
-                        heap_up(heap, hpos, key_next, hpos[key])
+                        i = hpos[key]
+                        heap[i] = heap_entry(r_next[j], np.int64(key), shift, mask, never)
+                        heap_up(heap, hpos, i, mask)
                     elif not fifo:
                         lru_unlink(prv, nxt, key)
                         lru_push_mru(prv, nxt, key, head)
@@ -229,14 +231,13 @@ def run_demand_single(sched, cost, config):
                         outcome[j] = core.MISS
                     resident[key] = 1
                     if belady:
-                        key_next[key] = r_next[j]
+                        entry = heap_entry(r_next[j], np.int64(key), shift, mask, never)
                         if n_res >= capacity:
-                            resident[heap[0]] = 0
-                            heap[0] = key
-                            hpos[key] = 0
-                            heap_down(heap, hpos, key_next, 0, heap_size)
+                            resident[heap_key(heap[0], mask)] = 0
+                            heap[0] = entry
+                            heap_down(heap, hpos, 0, heap_size, mask)
                         else:
-                            heap_size = heap_push(heap, hpos, key_next, key, heap_size)
+                            heap_size = heap_push(heap, hpos, entry, heap_size, mask)
                             n_res += 1
                     else:
                         if n_res >= capacity:

@@ -11,6 +11,8 @@ The public API (SPEC section 5)::
     floor.total_time_s   # no strategy or eviction beats it (SPEC section 8, docs/bounds.md)
     again = fastsim.replay_row("results/seed-switch/results.parquet", 17)
     again.reproduces     # the row's configuration, replayed again, gives the row's metrics
+    plan = fastsim.plan(trace, "mixtral-8x7b", "rtx3090", target_tokens_per_s=2, budget_gb=16)
+    plan.smallest, plan.best, plan.to_markdown()   # measured answers (docs/plan.md)
 """
 from ._version import __version__
 from .errors import ConfigError, FastsimError, ProfileError, SpecError, TraceError
@@ -43,6 +45,10 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(".bound", __name__)
+    if name == "plan":
+        import importlib
+
+        return importlib.import_module(".plan", __name__)
     if name == "trace_stats":
         from .trace.stats import trace_stats
 

@@ -14,7 +14,7 @@ from .._version import __version__
 from ..errors import FastsimError
 
 # Modules under fastsim.cli, each registering one top-level command.
-COMMAND_MODULES = ("trace", "replay", "curve", "bound", "sweep", "report", "bench")
+COMMAND_MODULES = ("trace", "replay", "curve", "bound", "sweep", "plan", "report", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

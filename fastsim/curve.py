@@ -24,7 +24,7 @@ from numba import njit
 
 from ._jit import kernel
 from .errors import ConfigError
-from .replay import METRICS, replay, resolve_config
+from .replay import METRICS, replay, resolve_config, table_tokens
 from .timeline.durations import layer_cost_tables
 from .timeline.layout import GLOBAL, PER_LAYER
 
@@ -228,7 +228,7 @@ def _stack_metrics(trace, cfg, sched, sizes, partition):
     L, E = trace.num_layers, trace.num_experts
     per_layer = partition == PER_LAYER
     hist, first, _ = stack_histogram(sched.r_ptr, sched.r_experts, L, E, per_layer, False)
-    load_ns, expert_ns, dense_ns = layer_cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
+    load_ns, expert_ns, dense_ns = layer_cost_tables(cfg.model, cfg.hardware, table_tokens(cfg, sched))
     positions = sched.r_ptr.shape[0] - 1
     widths = np.diff(sched.r_ptr)
     entry_layer = np.repeat(np.arange(positions) % L, widths)

@@ -17,10 +17,12 @@ from .timeline.durations import cost_tables, layer_cost_tables
 from .timeline.entries import entry_for
 from .timeline.layout import GLOBAL, CacheLayout, resolve_layout
 from .timeline.options import ExecutionOptions, execution_options
+from .timeline.recorded import CONTINUOUS, RECORDED, resolve_batching
 from .timeline.schedule import Schedule, build_schedule, with_next_use, with_requests, with_scores
 
 __all__ = [
-    "replay", "ReplayConfig", "ReplayResult", "resolve_config", "schedule_for", "kernel_inputs", "run_config", "METRICS",
+    "replay", "ReplayConfig", "ReplayResult", "resolve_config", "schedule_for", "schedule_key", "kernel_inputs",
+    "table_tokens", "run_config", "METRICS",
 ]
 
 #: Every metric of SPEC section 3, in the order result tables list them.
@@ -52,6 +54,7 @@ class ReplayConfig:
     pin_request: str = "none"
     execution: ExecutionOptions = ExecutionOptions()
     cache_auto: bool = False
+    batching: str = CONTINUOUS
 
     @property
     def uses_execution(self) -> bool:
@@ -75,6 +78,7 @@ class ReplayConfig:
             "hardware": self.hardware.name,
             "eviction": self.eviction,
             "batch_size": self.batch_size,
+            "batching": self.batching,
             "cache_slots": self.cache_slots,
             "cache_request": self.cache_request,
             "max_prefetch_loads": self.max_prefetch_loads,
@@ -134,28 +138,55 @@ def _int_arg(value, name: str, minimum: int) -> int:
     return int(value)
 
 
+def schedule_key(batch_size: int, next_use: bool, prefill: bool, batching: str = CONTINUOUS) -> tuple:
+    """The key of a schedule in a trace's ``_schedules`` memo (continuous batching keeps the
+    key it always had, so a memo filled by a sweep worker is found as before)."""
+    if batching == CONTINUOUS:
+        return (batch_size, next_use, prefill)
+    return (batch_size, next_use, prefill, batching)
+
+
 def schedule_for(trace, batch_size: int, next_use: bool, scores: bool = False, requests: bool = False,
-                 prefill: bool = False) -> Schedule:
-    """The trace's schedule at ``batch_size`` (with prefill steps when ``prefill``), built once
-    and kept on the trace, with the extra arrays the eviction policy reads (next uses, router
-    scores, request releases)."""
+                 prefill: bool = False, batching: str = CONTINUOUS) -> Schedule:
+    """The trace's schedule at ``batch_size`` (with prefill steps when ``prefill``; one step per
+    recorded pass with ``batching="recorded"``), built once and kept on the trace, with the
+    extra arrays the eviction policy reads (next uses, router scores, request releases)."""
     memo = trace.__dict__.setdefault("_schedules", {})
-    sched = memo.get((batch_size, True, prefill))
+    sched = memo.get(schedule_key(batch_size, True, prefill, batching))
     if sched is None:
-        sched = memo.get((batch_size, False, prefill))
+        sched = memo.get(schedule_key(batch_size, False, prefill, batching))
     if sched is None:
-        sched = build_schedule(trace, batch_size, next_use=next_use, prefill=prefill)
+        sched = build_schedule(trace, batch_size, next_use=next_use, prefill=prefill, batching=batching)
     if next_use:
         sched = with_next_use(sched)
     if scores and sched.r_scores.shape[0] != sched.r_experts.shape[0]:
         if getattr(trace, "scores", None) is None:
             raise ConfigError("the score-aware eviction reads router scores, and this trace has none "
                               "(record them at capture or import, or choose another eviction)")
-        sched = with_scores(sched, trace, batch_size, prefill)
+        sched = with_scores(sched, trace, batch_size, prefill, batching)
     if requests:
-        sched = with_requests(sched, trace, batch_size, prefill)
-    memo[(batch_size, sched.has_next_use, prefill)] = sched
+        sched = with_requests(sched, trace, batch_size, prefill, batching)
+    memo[schedule_key(batch_size, sched.has_next_use, prefill, batching)] = sched
     return sched
+
+
+def _check_recorded(batching: str, batch_size, cache_bytes) -> None:
+    """What recorded batching rules out: the engine's passes fix the batch, so there are no
+    slots to choose, and no count of sequences for an automatic KV-cache budget."""
+    if batching != RECORDED:
+        return
+    if batch_size != 1:
+        raise ConfigError(
+            f"batch_size = {batch_size!r} sets continuous-batching slots, and batching='recorded' replays "
+            "the trace's recorded passes as the engine batched them: leave batch_size at 1 or give "
+            "batching='continuous'"
+        )
+    if isinstance(cache_bytes, str):
+        raise ConfigError(
+            "cache_bytes='auto' sizes the KV cache for batch_size slots, and batching='recorded' has no "
+            "slots (the recorded passes do not say how many sequences hold KV cache): give cache_bytes "
+            "or cache_slots"
+        )
 
 
 def _cache_total(cache_slots, cache_bytes, defn, mprof, working_set):
@@ -197,11 +228,13 @@ def resolve_config(
     execution: ExecutionOptions | dict | None = None,
     reserve_bytes=None,
     context_tokens=None,
+    batching=None,
 ) -> tuple[ReplayConfig, Schedule]:
     """Validate a configuration against the trace; returns it with the schedule it replays.
 
     ``execution``: the SPEC section 7 options (an :class:`ExecutionOptions` or a dict of them);
-    ``reserve_bytes`` and ``context_tokens`` size ``cache_bytes="auto"``.
+    ``reserve_bytes`` and ``context_tokens`` size ``cache_bytes="auto"``; ``batching``:
+    ``"continuous"``, ``"recorded"`` or ``None`` for the trace's default.
     """
     if execution is None:
         execution = ExecutionOptions()
@@ -224,6 +257,8 @@ def resolve_config(
     policy = get_eviction(eviction)
     ev_values = policy.resolve(eviction_params)
     batch = _int_arg(batch_size, "batch_size", 1)
+    batching = resolve_batching(batching, trace)
+    _check_recorded(batching, batch, cache_bytes)
     cap_loads = -1 if max_prefetch_loads is None else _int_arg(max_prefetch_loads, "max_prefetch_loads", 0)
     if execution.prefill and getattr(trace, "prompt_tokens", None) is None:
         raise ConfigError(
@@ -232,8 +267,9 @@ def resolve_config(
         )
     _check_execution_profiles(execution, hprof)
     _check_host_tier(hprof, mprof)
-    sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores or (defn.needs_scores and trace.scores is not None),
-                         requests=policy.needs_requests or defn.needs_requests, prefill=execution.prefill)
+    sched = schedule_for(trace, batch, next_use=policy.needs_next_use, scores=policy.needs_scores or (defn.needs_scores and getattr(trace, "scores", None) is not None),
+                         requests=policy.needs_requests or defn.needs_requests, prefill=execution.prefill,
+                         batching=batching)
     working_set = sched.max_working_set
     exceed = execution.overflow == "exceed"
 
@@ -247,9 +283,10 @@ def resolve_config(
         positions = np.diff(sched.r_ptr)
         p = int(np.argmax(positions))
         step, layer = divmod(p, trace.num_layers)
+        batched = f"batch size {batch}" if batching == CONTINUOUS else "the recorded batching"
         raise ConfigError(
             f"a cache of {total} experts ({request}) is smaller than the working set: step {step}, "
-            f"layer {layer} needs {working_set} experts at once at batch size {batch}"
+            f"layer {layer} needs {working_set} experts at once at {batched}"
         )
     layout = resolve_layout(trace, sched, mprof, total, unit_is_bytes, request, cache_partition, pinned, pin_profile,
                             working_set_request=asked_ws, check_working_set=not exceed)
@@ -278,6 +315,7 @@ def resolve_config(
         pin_request=pin_request,
         execution=execution,
         cache_auto=cache_auto,
+        batching=batching,
     )
     return cfg, sched
 
@@ -347,13 +385,20 @@ def uses_demand_path(cfg: ReplayConfig) -> bool:
     )
 
 
+def table_tokens(cfg: ReplayConfig, sched: Schedule) -> int:
+    """The largest active-token count the cost tables must cover: the batch size, or a step's
+    tokens where a step holds more (a prompt, a recorded pass)."""
+    return max(cfg.batch_size, int(sched.active.max()) if sched.num_steps else 1)
+
+
 def kernel_inputs(cfg: ReplayConfig, sched: Schedule, top_k: int, per_step: bool = False, record: bool = False):
     """``(entry, args)``: the jitted entry point of the configuration and its arguments."""
     config = config_array(cfg, top_k, per_step, record, sched)
+    tokens = table_tokens(cfg, sched)
     if uses_demand_path(cfg):
-        return cfg.strategy.replay, (sched, cost_tables(cfg.model, cfg.hardware, cfg.batch_size), config, cfg.params)
+        return cfg.strategy.replay, (sched, cost_tables(cfg.model, cfg.hardware, tokens), config, cfg.params)
     entry = entry_for(cfg.strategy, cfg.policy, cached=cfg.strategy.builtin and cfg.policy.builtin)
-    cost = layer_cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
+    cost = layer_cost_tables(cfg.model, cfg.hardware, tokens)
     return entry, (sched, cost, config, cfg.params, cfg.layout.arrays(), cfg.eviction_params)
 
 
@@ -441,6 +486,7 @@ def replay(
     prefill: bool = False,
     reserve_bytes=None,
     context_tokens=None,
+    batching=None,
     per_step: bool = False,
     record: bool = False,
     **params,
@@ -460,7 +506,7 @@ def replay(
         A registered policy (``fastsim.eviction.list_evictions()``): ``lru``, ``belady``,
         ``fifo``, ``lfu``, ``lfru``, ``activation-aware``, ``score-aware`` or your own.
     batch_size : int
-        Continuous-batching slots.
+        Continuous-batching slots (left at 1 with recorded batching).
     max_prefetch_loads : int, optional
         Cap on prefetch loads per ``(step, layer)``.
     eviction_params : dict, optional
@@ -480,6 +526,11 @@ def replay(
     reserve_bytes, context_tokens
         With ``cache_bytes="auto"``: the workspace left free (default 2 GiB) and the KV cache's
         context per slot (default the trace's longest sequence).
+    batching : ``"continuous"``, ``"recorded"`` or None
+        SPEC section 3's continuous batching over ``batch_size`` slots, or one step per
+        sequence, every token active at once (a trace of recorded forward passes,
+        ``docs/model.md`` "Recorded batching"); None (the default) is ``"recorded"`` when the
+        trace's metadata says ``batching = "recorded"``, else ``"continuous"``.
     per_step, record : bool
         Also return per-step time and stall arrays; every access outcome and wanted list.
     **params
@@ -493,6 +544,6 @@ def replay(
     cfg, sched = resolve_config(
         trace, strategy, model, hardware, cache_slots, cache_bytes, eviction, batch_size, max_prefetch_loads, params,
         eviction_params=eviction_params, cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile,
-        execution=execution, reserve_bytes=reserve_bytes, context_tokens=context_tokens,
+        execution=execution, reserve_bytes=reserve_bytes, context_tokens=context_tokens, batching=batching,
     )
     return run_config(trace, cfg, sched, per_step=per_step, record=record)

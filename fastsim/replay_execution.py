@@ -11,6 +11,7 @@ from .timeline.durations import layer_cost_tables
 from .timeline.entries import execution_entry_for
 from .timeline.exec_durations import execution_cost_tables
 from .timeline.prefill import Phases, access_phases, prefill_steps
+from .timeline.recorded import CONTINUOUS, recorded_prefill_steps
 from .timeline.schedule import prompt_lengths
 
 __all__ = ["EXECUTION_METRICS", "run_execution_config", "phases_for", "latency_metrics"]
@@ -26,14 +27,15 @@ EXECUTION_METRICS = (
 _MISS_CODES = {"load": ex.MISS_LOAD, "cpu": ex.MISS_CPU, "zero-copy": ex.MISS_ZERO_COPY}
 
 
-def phases_for(trace, sched, batch_size: int, prefill: bool) -> Phases:
-    """The phase of each access and the steps TTFT and TPOT read (kept on the trace)."""
+def phases_for(trace, sched, batch_size: int, prefill: bool, batching: str = CONTINUOUS) -> Phases:
+    """The phase of each access and the steps TTFT and TPOT read (kept on the trace; continuous
+    batching under the key it always had, which a sweep worker's memo fills)."""
     memo = trace.__dict__.setdefault("_phases", {})
-    key = (batch_size, prefill)
+    key = (batch_size, prefill) if batching == CONTINUOUS else (batch_size, prefill, batching)
     if key not in memo:
         if prefill:
-            step_ptr, step_tokens, prefill_step, decode_tokens, row_prompt = prefill_steps(
-                trace.sequence_lengths, prompt_lengths(trace), int(batch_size))
+            step_ptr, step_tokens, prefill_step, decode_tokens, row_prompt = _prefill_layout(
+                trace, batch_size, batching)
             r_prefill = access_phases(trace.experts, step_ptr, step_tokens, row_prompt, sched.r_ptr,
                                       sched.r_experts, trace.num_experts)
         else:
@@ -42,6 +44,14 @@ def phases_for(trace, sched, batch_size: int, prefill: bool) -> Phases:
             r_prefill = np.zeros(0, np.uint8)
         memo[key] = Phases(r_prefill, prefill_step, decode_tokens)
     return memo[key]
+
+
+def _prefill_layout(trace, batch_size: int, batching: str):
+    """The steps with their prefill bookkeeping: continuous batching's slot loop, or one step
+    per recorded pass (whose marked tokens are its prompt)."""
+    if batching == CONTINUOUS:
+        return prefill_steps(trace.sequence_lengths, prompt_lengths(trace), int(batch_size))
+    return recorded_prefill_steps(trace.sequence_lengths, prompt_lengths(trace))
 
 
 def xconfig_array(cfg) -> np.ndarray:
@@ -61,7 +71,7 @@ def execution_inputs(cfg, sched, trace, per_step: bool, record: bool):
     """``(entry, args, phases)`` of the execution timeline for a resolved configuration."""
     from .replay import config_array
 
-    phases = phases_for(trace, sched, cfg.batch_size, cfg.execution.prefill)
+    phases = phases_for(trace, sched, cfg.batch_size, cfg.execution.prefill, cfg.batching)
     max_tokens = max(cfg.batch_size, int(sched.active.max()) if sched.num_steps else 1)
     cost = layer_cost_tables(cfg.model, cfg.hardware, max_tokens)
     xcost = execution_cost_tables(

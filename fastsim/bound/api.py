@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..replay import resolve_config
+from ..replay import resolve_config, table_tokens
 from ..timeline.durations import layer_cost_tables
 from .kernels import chain_bound, demand_without_pins, position_compute
 
@@ -105,7 +105,7 @@ def bound_inputs(trace, model=None, hardware="rtx3090", cache_slots=None, batch_
         )
     L, E = trace.num_layers, trace.num_experts
     part_of_layer, _, budget, _, _, pinned_a = layout.arrays()
-    load_ns, expert_ns, dense_ns = layer_cost_tables(cfg.model, cfg.hardware, cfg.batch_size)
+    load_ns, expert_ns, dense_ns = layer_cost_tables(cfg.model, cfg.hardware, table_tokens(cfg, sched))
     compute = position_compute(sched.r_ptr, sched.r_counts, sched.active, L, expert_ns, dense_ns)
     ptr, keys, nxt = demand_without_pins(sched.r_ptr, sched.r_experts, L, E, pinned_a)
     part_of_key = np.repeat(part_of_layer, E).astype(np.int64)

@@ -101,6 +101,11 @@ def register(subparsers) -> None:
     )
     add_cache_layout_flags(p)
     p.add_argument("--batch-size", default="1", metavar="B", help="continuous-batching slots (default 1)")
+    p.add_argument(
+        "--batching", metavar="continuous|recorded",
+        help="continuous batching over --batch-size slots, or one step per recorded pass (default: recorded "
+             "for a trace imported with --on-restart new-step, else continuous)",
+    )
     p.add_argument("--max-prefetch-loads", metavar="N", help="cap on prefetch loads per step and layer")
     p.add_argument(
         "--param", "-p", action="append", default=[], metavar="NAME=VALUE",
@@ -158,9 +163,16 @@ def replay_kwargs(args) -> dict:
     ev_params = dict(_name_value(t, "--eviction-param") for t in args.eviction_param)
     return dict(
         strategy=args.strategy, model=args.model, hardware=args.hardware, **cache, eviction=args.eviction,
-        batch_size=batch, max_prefetch_loads=cap, eviction_params=ev_params or None,
+        batch_size=batch, batching=_batching(args), max_prefetch_loads=cap, eviction_params=ev_params or None,
         **execution_kwargs(args, cache["cache_bytes"]), **params,
     )
+
+
+def _batching(args):
+    """``--batching`` checked, or None (the trace's default)."""
+    from ..timeline.recorded import BATCHINGS
+
+    return None if args.batching is None else _choice(args.batching, "--batching", BATCHINGS)
 
 
 def cache_kwargs(args, allow_auto: bool = True) -> dict:
@@ -304,9 +316,10 @@ def run(args) -> int:
         print(json.dumps({"config": result.config, "metrics": result.metrics}, indent=2))
         return 0
     cfg = result.config
+    batched = "recorded batching" if cfg.get("batching") == "recorded" else f"batch {cfg['batch_size']}"
     line = (
         f"{cfg['strategy']} on {cfg['model']} / {cfg['hardware']}: cache {cfg['cache_slots']} experts "
-        f"({cfg['cache_request']}), {cfg['eviction']}, batch {cfg['batch_size']}"
+        f"({cfg['cache_request']}), {cfg['eviction']}, {batched}"
     )
     if cfg.get("eviction_params"):
         line += " (" + ", ".join(f"{k}={v:g}" for k, v in cfg["eviction_params"].items()) + ")"

@@ -21,7 +21,7 @@ from .registry import reference_strategy
 from .residency import Residency
 from .timeline import (
     ACCESS, CPU, LAYER, LOAD, OCCUPANCY, PIN, STEP, ZERO_COPY, ReferenceResult, ReferenceSchedule, reference_result,
-    strategy_wants,
+    replay_batching, strategy_wants,
 )
 
 __all__ = ["replay_execution_reference", "TIMELINES", "MISS_EXECUTIONS", "OVERFLOWS", "AUTO"]
@@ -73,6 +73,7 @@ def replay_execution_reference(
     prefill=False,
     reserve_bytes=None,
     context_tokens=None,
+    batching=None,
     per_step=False,
     record=False,
     **params,
@@ -100,12 +101,14 @@ def replay_execution_reference(
         need_figures(hprof, TIER_FIGURES, "host_bytes (memory tiers)", "hardware")
     policy_name, policy_cls = reference_eviction(eviction)
     B = int(batch_size)
+    batching = replay_batching(trace, batching, B, cache_bytes)
     L, E = trace.num_layers, trace.num_experts
     experts = trace.experts.tolist()
     prompts = getattr(trace, "prompt_tokens", None)
     if prefill and prompts is None:
         raise ValueError("prefill=True needs a trace that marks its prompts (trace.prompt_tokens is None)")
-    sched = ReferenceSchedule(experts, trace.sequence_lengths, L, E, B, prompt_lengths=prompts if prefill else None)
+    sched = ReferenceSchedule(experts, trace.sequence_lengths, L, E, B, prompt_lengths=prompts if prefill else None,
+                              batching=batching)
 
     budget = None
     if isinstance(cache_bytes, str):
@@ -235,7 +238,7 @@ def replay_execution_reference(
     metrics, step_time, step_stall = execution_metrics(events, sched.num_steps, trace.num_tokens, layout)
     config = {
         "strategy": name, "params": dict(params), "model": mprof.name, "hardware": hprof.name,
-        "eviction": policy_name, "eviction_params": dict(policy.params), "batch_size": B,
+        "eviction": policy_name, "eviction_params": dict(policy.params), "batch_size": B, "batching": batching,
         "cache_slots": layout.capacity, "cache_request": layout.request if budget is None else AUTO,
         "cache_unit": layout.unit,
         "cache_partition": cache_partition if isinstance(cache_partition, str) else list(cache_partition),

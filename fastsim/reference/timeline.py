@@ -30,15 +30,19 @@ class ReferenceSchedule:
 
     With ``prompt_lengths`` (one per sequence; prefill, docs/model.md "Prefill") a slot that
     takes a sequence with a prompt of ``p >= 1`` tokens runs all ``p`` in that step, then one
-    decode token per step; without it every token is a decode token."""
+    decode token per step; without it every token is a decode token. With ``batching=
+    "recorded"`` (docs/model.md "Recorded batching") each non-empty sequence is one step of all
+    its tokens, its first ``p`` of them prompt tokens, and ``batch_size`` is not read."""
 
     def __init__(self, experts, sequence_lengths, num_layers: int, num_experts: int, batch_size: int,
-                 prompt_lengths=None):
+                 prompt_lengths=None, batching: str = "continuous"):
         lengths = [int(x) for x in sequence_lengths]
         prompts = [0] * len(lengths) if prompt_lengths is None else [int(p) for p in prompt_lengths]
         for q, (p, n) in enumerate(zip(prompts, lengths)):
             if not 0 <= p <= n:
                 raise ValueError(f"prompt_tokens of sequence {q} is {p}; expected 0..{n} (its length)")
+        if batching not in ("continuous", "recorded"):
+            raise ValueError(f"batching must be 'continuous' or 'recorded', got {batching!r}")
         starts = [0]
         for n in lengths:
             starts.append(starts[-1] + n)
@@ -50,6 +54,44 @@ class ReferenceSchedule:
         self.prompt_rows = []  # prompt_rows[s] = the rows of step s that are prompt tokens
         self.prefilled = []  # prefilled[s] = sequences whose prompt ran at step s
         self.decode_tokens = []  # decode_tokens[s] = rows of step s that are decode tokens
+        if batching == "recorded":
+            self._recorded_passes(lengths, prompts, starts)
+        else:
+            self._slot_loop(lengths, prompts, starts, batch_size)
+        self._experts = experts
+        self.sets = []  # sets[s][l] = (sorted experts, counts)
+        for rows in self.steps:
+            per_layer = []
+            for l in range(self.num_layers):
+                count: dict[int, int] = {}
+                for t in rows:
+                    for e in experts[t][l]:
+                        e = int(e)
+                        if e >= 0:
+                            count[e] = count.get(e, 0) + 1
+                R = sorted(count)
+                per_layer.append((R, [count[e] for e in R]))
+            self.sets.append(per_layer)
+
+    def _add_step(self, rows, seqs, done, prompt_rows, prefilled) -> None:
+        self.steps.append(rows)
+        self.step_sequences.append(seqs)
+        self.finished.append(done)
+        self.prompt_rows.append(prompt_rows)
+        self.prefilled.append(prefilled)
+        self.decode_tokens.append(len(rows) - len(prompt_rows))
+
+    def _recorded_passes(self, lengths, prompts, starts) -> None:
+        """One step per non-empty sequence (a recorded forward pass), every token at once."""
+        for q, n in enumerate(lengths):
+            if n == 0:
+                continue  # a pass with no tokens runs no step
+            rows = list(range(starts[q], starts[q] + n))
+            prompt_rows = set(rows[: prompts[q]])
+            self._add_step(rows, [q] * n, [q], prompt_rows, [q] if prompts[q] >= 1 else [])
+
+    def _slot_loop(self, lengths, prompts, starts, batch_size) -> None:
+        """SPEC section 3's continuous batching over ``batch_size`` slots."""
         slots = [None] * batch_size  # (sequence, position) or None
         waiting = list(range(len(lengths)))
         while True:
@@ -76,26 +118,7 @@ class ReferenceSchedule:
                     slots[b] = (q, pos + run) if pos + run < lengths[q] else None
                     if slots[b] is None:
                         done.append(q)
-            self.steps.append(rows)
-            self.step_sequences.append(seqs)
-            self.finished.append(done)
-            self.prompt_rows.append(prompt_rows)
-            self.prefilled.append(prefilled)
-            self.decode_tokens.append(len(rows) - len(prompt_rows))
-        self._experts = experts
-        self.sets = []  # sets[s][l] = (sorted experts, counts)
-        for rows in self.steps:
-            per_layer = []
-            for l in range(self.num_layers):
-                count: dict[int, int] = {}
-                for t in rows:
-                    for e in experts[t][l]:
-                        e = int(e)
-                        if e >= 0:
-                            count[e] = count.get(e, 0) + 1
-                R = sorted(count)
-                per_layer.append((R, [count[e] for e in R]))
-            self.sets.append(per_layer)
+            self._add_step(rows, seqs, done, prompt_rows, prefilled)
 
     @property
     def num_steps(self) -> int:
@@ -192,6 +215,7 @@ def replay_reference(
     prefill: bool = False,
     reserve_bytes=None,
     context_tokens=None,
+    batching=None,
     per_step: bool = False,
     record: bool = False,
     **params,
@@ -203,7 +227,8 @@ def replay_reference(
     parameters. ``cache_partition`` is ``"global"``, ``"per-layer"`` or a list of ``L`` sizes in
     the cache's unit; ``pinned`` ``None``, a count or a list of keys, a count chosen over the
     first ``pin_profile`` of the trace's tokens (SPEC section 6, docs/model.md "Cache
-    organisation"). Inputs are assumed valid (the kernel side validates them); an impossible
+    organisation"). ``batching`` is ``"continuous"`` or ``"recorded"`` (docs/model.md "Recorded
+    batching"); ``None`` reads the trace's metadata (``batching = "recorded"``). Inputs are assumed valid (the kernel side validates them); an impossible
     layout, an unknown policy or a score-aware policy without scores raises ``ValueError``.
 
     The SPEC section 7 options (``timeline`` ... ``context_tokens``, ``cache_bytes="auto"``, a
@@ -224,14 +249,16 @@ def replay_reference(
             trace, strategy, model, hprof, cache_slots, cache_bytes, eviction, batch_size,
             eviction_params=eviction_params, cache_partition=cache_partition, pinned=pinned,
             pin_profile=pin_profile, max_prefetch_loads=max_prefetch_loads, per_step=per_step, record=record,
-            **execution, **params,
+            batching=batching, **execution, **params,
         )
     name, factory = reference_strategy(strategy)
     mprof = model_profile(trace.model if model is None else model)
     policy_name, policy_cls = reference_eviction(eviction)
     B = int(batch_size)
+    batching = replay_batching(trace, batching, B, cache_bytes)
     experts = trace.experts.tolist()
-    sched = ReferenceSchedule(experts, trace.sequence_lengths, trace.num_layers, trace.num_experts, B)
+    sched = ReferenceSchedule(experts, trace.sequence_lengths, trace.num_layers, trace.num_experts, B,
+                              batching=batching)
     L, E = trace.num_layers, trace.num_experts
     layout = resolve_layout(cache_slots, cache_bytes, name, mprof, sched, cache_partition, pinned, pin_profile, experts)
     scores = None if trace.scores is None else trace.scores.tolist()
@@ -294,7 +321,7 @@ def replay_reference(
     metrics, step_time, step_stall = metrics_from_events(events, sched.num_steps, trace.num_tokens)
     config = {
         "strategy": name, "params": dict(params), "model": mprof.name, "hardware": hprof.name,
-        "eviction": policy_name, "eviction_params": dict(policy.params), "batch_size": B,
+        "eviction": policy_name, "eviction_params": dict(policy.params), "batch_size": B, "batching": batching,
         "cache_slots": layout.capacity, "cache_request": layout.request, "cache_unit": layout.unit,
         "cache_partition": cache_partition if isinstance(cache_partition, str) else list(cache_partition),
         "partition_budgets": list(layout.budgets), "pinned": list(layout.pinned_list),
@@ -303,6 +330,22 @@ def replay_reference(
         "trace": trace.fingerprint(), "fastsim_version": __version__,
     }
     return reference_result(metrics, config, events, step_time, step_stall, wanted_lists, per_step, record)
+
+
+def replay_batching(trace, batching, batch_size: int, cache_bytes) -> str:
+    """The batching a replay runs: ``batching``, or the trace's metadata when ``None``
+    (docs/model.md "Recorded batching"). Recorded passes fix the batch: a ``batch_size`` other
+    than 1, or ``cache_bytes="auto"`` (which sizes a KV cache for ``batch_size`` slots), is a
+    ``ValueError`` with them."""
+    if batching is None:
+        batching = "recorded" if (getattr(trace, "metadata", None) or {}).get("batching") == "recorded" else "continuous"
+    if batching not in ("continuous", "recorded"):
+        raise ValueError(f"batching must be 'continuous' or 'recorded', got {batching!r}")
+    if batching == "recorded" and batch_size != 1:
+        raise ValueError(f"batching='recorded' replays the recorded passes; batch_size must be 1, got {batch_size}")
+    if batching == "recorded" and isinstance(cache_bytes, str):
+        raise ValueError('cache_bytes="auto" needs batch slots, and batching="recorded" has none')
+    return batching
 
 
 def strategy_wants(strat, demand_events, s: int, l: int, R, n) -> list[int]:

@@ -1,7 +1,8 @@
 """The demand schedule of one replay: continuous batching and each ``(step, layer)``'s set ``R``.
 
-The schedule depends only on the trace and the batch size, so it is built once and shared by every
-replay of a sweep over that pair (strategies, caches, evictions and hardware all reuse it).
+The schedule depends only on the trace, the batch size and the batching (continuous, or the
+trace's recorded passes: :mod:`fastsim.timeline.recorded`), so it is built once and shared by
+every replay of a sweep over them (strategies, caches, evictions and hardware all reuse it).
 
 Positions: the ``(step, layer)`` pair ``(s, l)`` has position ``s * L + l``; ``R`` of position ``p``
 is ``r_experts[r_ptr[p]:r_ptr[p + 1]]`` (ascending expert ids) with token counts
@@ -247,9 +248,14 @@ def prompt_lengths(trace) -> np.ndarray:
     return np.ascontiguousarray(marks, dtype=np.int64)
 
 
-def step_layout(trace, batch_size: int, prefill: bool = False):
+def step_layout(trace, batch_size: int, prefill: bool = False, batching: str = "continuous"):
     """``(step_ptr, step_tokens)``: the trace rows of each step, decode only or with prefill
-    steps (:mod:`fastsim.timeline.prefill`)."""
+    steps (:mod:`fastsim.timeline.prefill`), or one step per recorded pass (``batching=
+    "recorded"``, :mod:`fastsim.timeline.recorded`: the same steps with or without prefill)."""
+    if batching == "recorded":
+        from .recorded import recorded_steps
+
+        return recorded_steps(trace.sequence_lengths)
     if prefill:
         from .prefill import prefill_steps
 
@@ -258,13 +264,15 @@ def step_layout(trace, batch_size: int, prefill: bool = False):
     return batch_steps(trace.sequence_lengths, int(batch_size))
 
 
-def build_schedule(trace, batch_size: int, next_use: bool = True, prefill: bool = False) -> Schedule:
+def build_schedule(trace, batch_size: int, next_use: bool = True, prefill: bool = False,
+                   batching: str = "continuous") -> Schedule:
     """The demand schedule of ``trace`` decoded with ``batch_size`` slots.
 
     ``next_use`` adds the arrays Belady eviction needs (8 bytes per entry and per key);
-    ``prefill`` runs each sequence's prompt as one step (SPEC section 7).
+    ``prefill`` runs each sequence's prompt as one step (SPEC section 7); ``batching="recorded"``
+    runs each sequence as one step, every token at once (``batch_size`` unused).
     """
-    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill, batching)
     active, r_ptr, r_experts, r_counts = _demand_sets(trace.experts, step_ptr, step_tokens, trace.num_experts)
     return _finish(trace.num_layers, trace.num_experts, active, r_ptr, r_experts, r_counts, next_use)
 
@@ -373,22 +381,24 @@ def _releases(experts, sequence_lengths, step_ptr, step_tokens, num_experts):
     return ptr, keys[:n].copy(), vals[:n].copy()
 
 
-def with_scores(sched: Schedule, trace, batch_size: int, prefill: bool = False) -> Schedule:
+def with_scores(sched: Schedule, trace, batch_size: int, prefill: bool = False,
+                batching: str = "continuous") -> Schedule:
     """``sched`` with ``r_scores`` from the trace's router weights (score-aware policies)."""
     if sched.r_scores.shape[0] == sched.r_experts.shape[0]:
         return sched
-    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill, batching)
     scores = _entry_scores(
         trace.scores, step_ptr, step_tokens, sched.r_ptr, sched.r_experts, trace.experts, trace.num_experts
     )
     return sched._replace(r_scores=scores)
 
 
-def with_requests(sched: Schedule, trace, batch_size: int, prefill: bool = False) -> Schedule:
+def with_requests(sched: Schedule, trace, batch_size: int, prefill: bool = False,
+                  batching: str = "continuous") -> Schedule:
     """``sched`` with the per-step release lists of finished requests (activation-aware)."""
     if sched.rel_ptr.shape[0] == sched.num_steps + 1:
         return sched
-    step_ptr, step_tokens = step_layout(trace, batch_size, prefill)
+    step_ptr, step_tokens = step_layout(trace, batch_size, prefill, batching)
     ptr, keys, vals = _releases(trace.experts, trace.sequence_lengths, step_ptr, step_tokens, trace.num_experts)
     return sched._replace(rel_ptr=ptr, rel_keys=keys, rel_counts=vals)
 

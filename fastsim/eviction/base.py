@@ -59,10 +59,11 @@ IN_FLIGHT = 2
 def eligibility(key, ctx):
     """SPEC section 3's rule: keys of the current ``R`` and keys protected by the current prefetch
     call may not be evicted; of the rest, settled ones come before those still in flight."""
-    r_stamp, stamp, prot_stamp, call, ready_at, g = ctx
-    if r_stamp[key] == stamp or prot_stamp[key] == call:
+    # ctx is indexed, not unpacked: unpacking binds each array to a new variable, which numba
+    # reference-counts at every call (an atomic add and subtract per array per key looked at)
+    if ctx[0][key] == ctx[1] or ctx[2][key] == ctx[3]:
         return NOT_ELIGIBLE
-    return SETTLED if ready_at[key] <= g else IN_FLIGHT
+    return SETTLED if ctx[4][key] <= ctx[5] else IN_FLIGHT
 
 
 # ---- float64 values kept in an int64 state, bit for bit ---------------------------------------
@@ -319,7 +320,9 @@ def no_touch(state, seg):
 def heap_refresh(st, ctx, state, touched):
     """Put back every parked key that ``ctx`` allows as a settled victim, once per new context;
     ``touched(state, seg)`` is told of each segment that got one back."""
-    r_stamp, stamp, prot_stamp, call, ready_at, g = ctx
+    stamp = ctx[1]
+    call = ctx[3]
+    g = ctx[5]
     if stamp == st[H_CTX, C_STAMP] and call == st[H_CTX, C_CALL] and g == st[H_CTX, C_G]:
         return
     st[H_CTX, C_STAMP] = stamp

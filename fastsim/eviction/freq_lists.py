@@ -138,13 +138,19 @@ def freq_bump(st, key, last):
     g = st[F_GROUP, key]
     count = st[F_COUNT, key] + 1
     nxt = st[G_NEXT, g]
-    if st[G_COUNT, nxt] != count:
-        nxt = _new_group(st, count, nxt)
     st[F_COUNT, key] = count
     st[F_LAST, key] = last
-    _unlink(st, key)
-    _drop_if_empty(st, g)
-    _append(st, key, nxt)
+    s = st[F_META, M_KEYS] + g
+    if st[G_COUNT, nxt] != count and st[F_NEXT, s] == key and st[F_PREV, s] == key:
+        # alone in its group, and no group holds the new count: the group takes that count
+        # (a hot key's usual case: its count is its own)
+        st[G_COUNT, g] = count
+    else:
+        if st[G_COUNT, nxt] != count:
+            nxt = _new_group(st, count, nxt)
+        _unlink(st, key)
+        _drop_if_empty(st, g)
+        _append(st, key, nxt)
 
 
 @njit(nogil=True, inline="always")

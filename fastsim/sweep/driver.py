@@ -31,6 +31,7 @@ import pyarrow as pa
 from .._version import __version__
 from ..errors import ConfigError, FastsimError, SpecError
 from ..eviction import get_eviction
+from ..strategies import get_strategy
 from ..profiles import model_profile
 from ..timeline.layout import pinned_by_count
 from ..timeline.schedule import build_schedule, with_requests, with_scores
@@ -177,9 +178,11 @@ def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Pat
     groups = []
     for (batch, prefill), rows in by_batch.items():
         policies = [get_eviction(r.config.eviction) for r in rows]
+        # strategies read scores and request releases too (hybrimoe, fine-moe, moe-infinity)
+        readers = policies + [get_strategy(name) for name in {r.config.strategy for r in rows}]
         next_use = any(p.needs_next_use for p in policies)
-        scores = any(p.needs_scores for p in policies) and getattr(trace, "scores", None) is not None
-        requests = any(p.needs_requests for p in policies)
+        scores = any(p.needs_scores for p in readers) and getattr(trace, "scores", None) is not None
+        requests = any(p.needs_requests for p in readers)
         folder = sched_root / schedule_dir_name(
             meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests, prefill
         )

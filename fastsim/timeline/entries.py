@@ -10,6 +10,7 @@ instead (user code cannot join fastsim's cache).
 """
 from __future__ import annotations
 
+import sys
 import types
 
 from numba import njit
@@ -68,14 +69,31 @@ def _specialise(strategy, policy, cached, template, prefix):
         scope = dict(globals())
         # a strategy without feedback gets the no-op hook, which numba inlines away
         feedback = strategy.feedback if strategy.feedback is not None else no_feedback
-        scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe, POLICY=policy.hooks,
-                     STRATEGY_FEEDBACK=feedback)
+        scope.update(STRATEGY_INIT=strategy.init, STRATEGY_OBSERVE=strategy.observe,
+                     POLICY=_hooks_module(policy.hooks, name), STRATEGY_FEEDBACK=feedback)
         py = types.FunctionType(template.__code__, scope, name)
         py.__qualname__ = name
         py.__module__ = __name__
         fn = kernel(py) if cached else njit(nogil=True)(py)
         _ENTRIES[key] = fn
     return fn
+
+
+def _hooks_module(hooks, name: str) -> types.ModuleType:
+    """The policy's hooks as attributes of a module object.
+
+    Numba inlines an ``inline="always"`` callee at its IR level only when it can resolve the
+    callee before typing: a global function, or an attribute of a global *module*. The cores
+    call ``policy.victim(...)`` on their ``policy`` argument; bound to a module here, that chain
+    resolves and every hook is inlined into the core (a namedtuple of hooks is not resolvable,
+    and its hooks stayed separate functions, called with reference counting of every array they
+    take: measured 1.5-2x of a policy's replay time).
+    """
+    mod = types.ModuleType(f"{__name__}.hooks__{name}")
+    for field, fn in hooks._asdict().items():
+        setattr(mod, field, fn)
+    sys.modules[mod.__name__] = mod  # so a cached entry point's globals resolve by name
+    return mod
 
 
 def _ident(name: str) -> str:

@@ -32,7 +32,7 @@ def test_sweep_rows_equal_direct_replays(tmp_path, trace, batch_size):
     # a 3-layer slice of Mixtral: give its shape as a mapping
     model = {**fastsim.profiles.model_profile("mixtral-8x7b").as_dict(), "name": "mixtral-3", "num_layers": 3}
     configs = [dict(strategy=s, model=model, hardware="h100-pcie", cache_slots=9, eviction=e, batch_size=batch_size)
-               for s in STRATEGIES for e in ("lru", "activation-aware")]
+               for s in STRATEGIES for e in ("lru",)]
     table = fastsim.replay_many(trace, configs).to_pylist()
     assert [row["error"] for row in table] == [None] * len(configs)
     for cfg, row in zip(configs, table):

@@ -17,6 +17,8 @@ compares the metrics with the row's.
   disagree with the row's is dropped. The configuration whose hash is the row's ``config_hash``
   wins (it is then exactly the one that ran, figures the table leaves out included); without
   one, the first candidates.
+- **The batching.** The row's ``batching`` column (a table without it ran continuous batching),
+  so a row of a recorded trace replays as the sweep ran it, not as the trace's default.
 
 The module imports nothing heavy until :func:`replay_row` runs, so ``import fastsim`` stays quick.
 """
@@ -304,9 +306,16 @@ def _make(row: dict, parts: dict, model, hardware, context):
                            parts["cache"], parts["eviction"], row.get("max_prefetch_loads"),
                            cache_partition=parts["partition"], pinned=parts["pinned"],
                            pin_profile=row.get("pin_profile") or 1.0, execution=parts["execution"],
-                           reserve_bytes=row.get("reserve_bytes"), context_tokens=context)
+                           reserve_bytes=row.get("reserve_bytes"), context_tokens=context,
+                           batching=_batching(row))
     except FastsimError as exc:
         raise ConfigError(f"the row's configuration does not resolve: {exc}") from None
+
+
+def _batching(row: dict) -> str:
+    """The batching the row ran with: its ``batching`` column, or continuous batching for a
+    table written before the column existed (sweeps replayed nothing else then)."""
+    return row.get("batching") or "continuous"
 
 
 def _row_parts(row: dict) -> dict:

@@ -1,5 +1,5 @@
-"""Sweep axes: caches, evictions, cache partitions, pins, pin profiles, prefetch caps and the
-execution options (SPEC section 7).
+"""Sweep axes: caches, evictions, cache partitions, pins, pin profiles, prefetch caps, the
+execution options (SPEC section 7) and the batching.
 
 Each axis has a *normaliser* that turns one value as a user writes it into its canonical,
 hashable form and raises ``ValueError`` with the reason; the spec reader adds the key and line
@@ -18,7 +18,8 @@ Canonical forms (two values that replay the same give the same form, so configur
   request (set by :func:`fastsim.sweep.grid.make_config`);
 - execution options: the option names of :mod:`fastsim.timeline.options`, caps as integers or
   ``None`` (no cap), ``prefill`` a bool; ``reserve_bytes`` an integer of bytes and
-  ``context_tokens`` an integer, both used only by ``cache = "auto"``.
+  ``context_tokens`` an integer, both used only by ``cache = "auto"``;
+- batching: ``"continuous"`` or ``"recorded"`` (docs/model.md, "Recorded batching").
 
 Every integer must fit in 64 bits (:data:`INT64_MAX`): results tables and kernels hold them so.
 """
@@ -36,7 +37,7 @@ from ..eviction import get_eviction
 __all__ = [
     "INT64_MAX", "WORKING_SET", "GLOBAL", "PER_LAYER", "CacheRequest", "EvictionChoice", "parse_cache", "eviction_choice",
     "partition_value", "pinned_value", "pin_profile_value", "partition_label", "pin_request_label",
-    "eviction_params_label",
+    "eviction_params_label", "batching_value",
 ]
 
 WORKING_SET = "working-set"
@@ -292,14 +293,20 @@ def _where(value, path, i):
     return tuple(path) + (i,) if isinstance(value, list) else tuple(path)
 
 
-def caches_axis(value, path, r) -> tuple[CacheRequest, ...]:
+def _each(value, path, r, parse) -> tuple:
+    """``parse`` applied to every entry of a list axis (or its one value), de-duplicated in order;
+    a ValueError becomes the spec error naming that entry."""
     out = []
     for i, v in enumerate(r.as_list(value, path)):
         try:
-            out.append(parse_cache(v))
+            out.append(parse(v))
         except ValueError as exc:
             raise r.fail(_where(value, path, i), str(exc)) from None
     return tuple(dict.fromkeys(out))
+
+
+def caches_axis(value, path, r) -> tuple[CacheRequest, ...]:
+    return _each(value, path, r, parse_cache)
 
 
 def evictions_axis(value, path, r) -> tuple[EvictionChoice, ...]:
@@ -387,13 +394,7 @@ def pinned_axis(value, path, r) -> tuple:
 
 
 def pin_profiles_axis(value, path, r) -> tuple[float, ...]:
-    out = []
-    for i, v in enumerate(r.as_list(value, path)):
-        try:
-            out.append(pin_profile_value(v))
-        except ValueError as exc:
-            raise r.fail(_where(value, path, i), str(exc)) from None
-    return tuple(dict.fromkeys(out))
+    return _each(value, path, r, pin_profile_value)
 
 
 # ------------------------------------------------------------------------- execution
@@ -461,13 +462,7 @@ def context_value(value) -> int:
 def execution_axis(key: str, value, path, r) -> tuple:
     """One execution axis of a spec (:data:`EXECUTION_AXES` key), de-duplicated."""
     option = EXECUTION_AXES[key]
-    out = []
-    for i, v in enumerate(r.as_list(value, path)):
-        try:
-            out.append(execution_value(option, v))
-        except ValueError as exc:
-            raise r.fail(_where(value, path, i), str(exc)) from None
-    return tuple(dict.fromkeys(out))
+    return _each(value, path, r, lambda v: execution_value(option, v))
 
 
 def execution_axes(table: Mapping, path, r) -> dict:
@@ -498,13 +493,7 @@ def check_uploads(axes: dict, own: dict, path, r) -> None:
 def budget_axis(key: str, value, path, r) -> tuple:
     """``reserve_bytes`` (byte counts or sizes) or ``context_tokens`` (integers), de-duplicated."""
     parse = bytes_value if key == "reserve_bytes" else context_value
-    out = []
-    for i, v in enumerate(r.as_list(value, path)):
-        try:
-            out.append(parse(v))
-        except ValueError as exc:
-            raise r.fail(_where(value, path, i), str(exc)) from None
-    return tuple(dict.fromkeys(out))
+    return _each(value, path, r, parse)
 
 
 def execution_combos(axes: dict) -> list:
@@ -524,3 +513,20 @@ def execution_combos(axes: dict) -> list:
             continue
         out.append(ExecutionOptions(**opts))
     return list(dict.fromkeys(out))
+
+
+# -------------------------------------------------------------------------- batching
+
+
+def batching_value(value) -> str:
+    """One batching, ``"continuous"`` or ``"recorded"``; ValueError otherwise."""
+    from ..timeline.recorded import BATCHINGS
+
+    if not isinstance(value, str) or value not in BATCHINGS:
+        raise ValueError(f"expected one of {', '.join(repr(b) for b in BATCHINGS)}, got {_show(value)}")
+    return value
+
+
+def batchings_axis(value, path, r) -> tuple[str, ...]:
+    """The ``batchings`` axis: ``"continuous"`` and ``"recorded"``, de-duplicated."""
+    return _each(value, path, r, batching_value)

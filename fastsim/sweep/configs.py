@@ -11,8 +11,8 @@ from ..errors import ConfigError, FastsimError
 from ..profiles import hardware_profile, model_profile
 from ..timeline.options import execution_options
 from .axes import (
-    AUTO, EXECUTION_AXES, GLOBAL, bytes_value, check_shape, context_value, eviction_choice, parse_cache, partition_value,
-    pin_profile_value, pinned_value,
+    AUTO, EXECUTION_AXES, GLOBAL, batching_value, bytes_value, check_shape, context_value, eviction_choice, parse_cache,
+    partition_value, pin_profile_value, pinned_value,
 )
 from .grid import Config, make_config
 
@@ -21,7 +21,7 @@ __all__ = ["config_from_mapping", "CONFIG_KEYS"]
 CONFIG_KEYS = {
     "strategy", "model", "hardware", "cache_slots", "cache_bytes", "eviction", "batch_size", "max_prefetch_loads",
     "params", "eviction_params", "cache_partition", "pinned", "pin_profile",
-    *EXECUTION_AXES.values(), "reserve_bytes", "context_tokens",
+    *EXECUTION_AXES.values(), "reserve_bytes", "context_tokens", "batching",
 }
 
 
@@ -103,8 +103,14 @@ def config_from_mapping(trace, i: int, given, trace_name: str) -> Config:
                 budget[key] = parse(_plain_scalars(value))
             except ValueError as exc:
                 raise ConfigError(f"configs[{i}]: {key}: {exc}") from None
+    batching = given.get("batching")
+    if batching is not None:  # None: the trace's default, as in fastsim.replay
+        try:
+            batching = batching_value(batching)
+        except ValueError as exc:
+            raise ConfigError(f"configs[{i}]: batching: {exc}") from None
     try:
         return make_config(trace_name, model, hardware, batch, strategy, params, cache, organisation.pop("eviction"), cap,
-                           execution=execution, **organisation, **budget)
+                           execution=execution, batching=batching, **organisation, **budget)
     except FastsimError as exc:
         raise ConfigError(f"configs[{i}]: {exc}") from None

@@ -3,8 +3,9 @@
 Flow of :func:`run_sweep`:
 
 1. validate the spec (:mod:`fastsim.sweep.spec`) and expand it (:mod:`fastsim.sweep.grid`);
-2. per trace and run: generate or read the trace, hash every row, and for the rows not done yet
-   build each ``(trace, batch size)`` schedule once and save it for workers to map read-only;
+2. per trace and run: generate or read the trace, resolve each row's batching (a recorded trace's
+   default), hash every row, and for the rows not done yet build each ``(trace, batch size,
+   batching)`` schedule once and save it for workers to map read-only;
 3. warm the entry point of every (strategy, eviction) pair the tasks run, for read-only
    schedules, in the parent, so no worker compiles;
 4. run tasks (many configurations each) in-process, on loky workers or on a dask cluster; write
@@ -23,7 +24,7 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from ..eviction import get_eviction
 from ..strategies import get_strategy
 from ..profiles import model_profile
 from ..timeline.layout import pinned_by_count
+from ..timeline.recorded import CONTINUOUS, resolve_batching
 from ..timeline.schedule import build_schedule, with_requests, with_scores
 from .axes import GLOBAL
 from .configs import config_from_mapping
@@ -121,6 +123,14 @@ class _Group:
     rows: list
     pins: dict = field(default_factory=dict)
     prefill: bool = False
+    batching: str = CONTINUOUS
+
+
+def _resolved(cfg: Config, trace) -> Config:
+    """``cfg`` with its batching resolved on ``trace`` (None: the trace's default), so the row's
+    hash, schedule and ``batching`` column name the batching that runs."""
+    batching = resolve_batching(cfg.batching, trace)
+    return cfg if cfg.batching == batching else replace(cfg, batching=batching)
 
 
 def _pins_for(trace, configs) -> dict:
@@ -170,13 +180,15 @@ def _check_prompts(trace, configs, fail) -> None:
 
 
 def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Path, pins: dict) -> list[_Group]:
-    """Build and save each (batch size, prefill) schedule once, with the arrays its rows'
-    policies read (and the prefill bookkeeping); group the pending rows by it."""
+    """Build and save each (batch size, prefill, batching) schedule once, with the arrays its
+    rows' policies read (and the prefill bookkeeping); group the pending rows by it. A row's
+    batching is resolved on the trace here too, for callers that pass configurations as given."""
     by_batch: dict[tuple, list[Row]] = {}
     for row in pending:
-        by_batch.setdefault((row.config.batch_size, row.config.execution.prefill), []).append(row)
+        c = row.config
+        by_batch.setdefault((c.batch_size, c.execution.prefill, resolve_batching(c.batching, trace)), []).append(row)
     groups = []
-    for (batch, prefill), rows in by_batch.items():
+    for (batch, prefill, batching), rows in by_batch.items():
         policies = [get_eviction(r.config.eviction) for r in rows]
         # strategies read scores and request releases too (hybrimoe, fine-moe, moe-infinity)
         readers = policies + [get_strategy(name) for name in {r.config.strategy for r in rows}]
@@ -184,22 +196,23 @@ def _schedule_groups(trace, meta: TraceMeta, pending: list[Row], sched_root: Pat
         scores = any(p.needs_scores for p in readers) and getattr(trace, "scores", None) is not None
         requests = any(p.needs_requests for p in readers)
         folder = sched_root / schedule_dir_name(
-            meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests, prefill
+            meta.fingerprint, batch, next_use, _scores_digest(trace)[:12] if scores else False, requests, prefill,
+            batching,
         )
         if not is_saved(folder, prefill):
-            sched = build_schedule(trace, batch, next_use=next_use, prefill=prefill)
+            sched = build_schedule(trace, batch, next_use=next_use, prefill=prefill, batching=batching)
             if scores:
-                sched = with_scores(sched, trace, batch, prefill)
+                sched = with_scores(sched, trace, batch, prefill, batching)
             if requests:
-                sched = with_requests(sched, trace, batch, prefill)
+                sched = with_requests(sched, trace, batch, prefill, batching)
             phases = None
             if prefill:
                 from ..replay_execution import phases_for
 
-                phases = phases_for(trace, sched, batch, True)
+                phases = phases_for(trace, sched, batch, True, batching)
             save_schedule(sched, folder, phases)
         mine = {k: v for k, v in pins.items() if any(r.config.pinned == k[0] and r.config.pin_profile == k[1] for r in rows)}
-        groups.append(_Group(meta, batch, next_use, str(folder), rows, mine, prefill))
+        groups.append(_Group(meta, batch, next_use, str(folder), rows, mine, prefill, batching))
     return groups
 
 
@@ -232,7 +245,7 @@ def _tasks(groups: list[_Group], workers: int, chunk_size: int | None, imports: 
                 TaskSpec(
                     key=key, meta=g.meta, batch_size=g.batch_size, next_use=g.next_use,
                     items=[(r.hash, r.config) for r in part], imports=imports, sched_path=g.sched_path,
-                    pins={k: v for k, v in g.pins.items() if k in used}, prefill=g.prefill,
+                    pins={k: v for k, v in g.pins.items() if k in used}, prefill=g.prefill, batching=g.batching,
                 )
             )
     return tasks
@@ -401,17 +414,19 @@ def run_sweep(
             _check_prompts(trace, [configs[i] for i in ids], lambda message: spec.error(t.path, message))
             pins = _pins_for(trace, [configs[i] for i in ids])
             digest = _scores_digest(trace)
-            hashes = {i: row_hash(configs[i], meta.fingerprint, run, seed, digest) for i in ids}
+            resolved = {i: _resolved(configs[i], trace) for i in ids}
+            hashes = {i: row_hash(resolved[i], meta.fingerprint, run, seed, digest) for i in ids}
             mine = [
-                Row(i, run, seed, configs[i], meta, hashes[i], hashes.get(baseline_of[i]) if baseline_of[i] is not None else None,
-                    _pinned_count(configs[i], pins))
+                Row(i, run, seed, resolved[i], meta, hashes[i], hashes.get(baseline_of[i]) if baseline_of[i] is not None else None,
+                    _pinned_count(resolved[i], pins))
                 for i in ids
             ]
             rows.extend(mine)
             if spec.bound:
                 from ..bound.sweep_columns import row_bounds
 
-                bounds.update(row_bounds(trace, mine, pins))
+                # the bound schedules continuous batching: recorded rows get nulls
+                bounds.update(row_bounds(trace, [r for r in mine if r.config.batching == CONTINUOUS], pins))
             pending = [r for r in mine if r.hash not in done]
             if pending:
                 groups.extend(_schedule_groups(trace, meta, pending, sched_root, pins))
@@ -502,8 +517,8 @@ def run_grid(
     configs : sequence of mappings
         Keyword arguments of :func:`fastsim.replay` each (``strategy``, ``model``, ``hardware``,
         ``cache_slots`` or ``cache_bytes``, ``eviction``, ``eviction_params``, ``cache_partition``,
-        ``pinned``, ``pin_profile``, ``batch_size``, ``max_prefetch_loads``, and the strategy's
-        parameters, flat or under ``params``).
+        ``pinned``, ``pin_profile``, ``batch_size``, ``max_prefetch_loads``, ``batching`` (None:
+        the trace's default), and the strategy's parameters, flat or under ``params``).
     n_jobs, backend, scheduler, progress, chunk_size
         As for :func:`sweep`.
     baseline : bool
@@ -522,7 +537,7 @@ def run_grid(
     jobs = _jobs(n_jobs)
     if not isinstance(trace, Trace):
         trace = read_trace(trace)
-    cfgs = [config_from_mapping(trace, i, c, trace_name) for i, c in enumerate(configs)]
+    cfgs = [_resolved(config_from_mapping(trace, i, c, trace_name), trace) for i, c in enumerate(configs)]
     for i, c in enumerate(cfgs):
         _check_scores(trace, [c], lambda message: ConfigError(f"configs[{i}]: {message}"))
         _check_prompts(trace, [c], lambda message: ConfigError(f"configs[{i}]: {message.replace('prefill = true', 'prefill=True')}"))

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
+from ..errors import ConfigError
 from ..eviction import get_eviction
 from ..profiles import HardwareProfile, ModelProfile
 from ..strategies import get_strategy
 from ..timeline.budget import DEFAULT_RESERVE_BYTES
 from ..timeline.options import ExecutionOptions
+from ..timeline.recorded import BATCHINGS, RECORDED
 from .axes import AUTO, GLOBAL, CacheRequest, EvictionChoice, eviction_choice, execution_combos, partition_label, pin_request_label
 from .spec import Baseline, Spec
 
@@ -45,6 +47,7 @@ class Config:
     execution: ExecutionOptions = ExecutionOptions()  # SPEC section 7's options
     reserve_bytes: int | None = None  # with cache "auto" only: the workspace reserve (default filled in)
     context_tokens: int | None = None  # with cache "auto" only; None: the trace's longest sequence
+    batching: str | None = None  # "continuous", "recorded" or None: the trace's default (resolve_batching)
 
     def param_dict(self) -> dict[str, float]:
         return dict(self.params)
@@ -103,6 +106,8 @@ class Config:
             kwargs["execution"] = self.execution
         if self.cache.kind == AUTO:
             kwargs.update(reserve_bytes=self.reserve_bytes, context_tokens=self.context_tokens)
+        if self.batching is not None:
+            kwargs["batching"] = self.batching
         return kwargs
 
     def eviction_param_dict(self) -> dict[str, float]:
@@ -128,14 +133,18 @@ class Config:
             parts.append(f"reserve {self.reserve_bytes} bytes")
             if self.context_tokens is not None:
                 parts.append(f"context {self.context_tokens} tokens")
+        if self.batching == RECORDED:
+            parts.append("recorded batching")
         return ", ".join(parts)
 
     def identity(self) -> dict[str, Any]:
         """Every value that determines this configuration's results, JSON-able.
 
-        The cache organisation (SPEC section 6) and the execution options (SPEC section 7) add
-        keys only where they differ from SPEC section 3's, so a configuration without them hashes
-        as it always has.
+        The cache organisation (SPEC section 6), the execution options (SPEC section 7) and
+        recorded batching add keys only where they differ from SPEC section 3's, so a
+        configuration without them hashes as it always has. The sweep driver resolves
+        ``batching`` against the trace before hashing, so a row of a recorded trace left to its
+        default hashes as ``"recorded"``, not as the continuous rows of older versions.
         """
         ident = {
             "trace": self.trace,
@@ -162,6 +171,8 @@ class Config:
         if self.cache.kind == AUTO:
             ident["reserve_bytes"] = self.reserve_bytes
             ident["context_tokens"] = self.context_tokens
+        if self.batching == RECORDED:
+            ident["batching"] = RECORDED
         return ident
 
 
@@ -188,7 +199,8 @@ def _num(v: float):
 
 def make_config(trace, model, hardware, batch_size, strategy, params, cache, eviction, max_prefetch_loads=None, *,
                 eviction_params=None, cache_partition=GLOBAL, pinned=None, pin_profile=1.0,
-                execution: ExecutionOptions | None = None, reserve_bytes=None, context_tokens=None) -> Config:
+                execution: ExecutionOptions | None = None, reserve_bytes=None, context_tokens=None,
+                batching=None) -> Config:
     """A :class:`Config` with the strategy's and the policy's parameters validated and completed
     with defaults.
 
@@ -196,8 +208,11 @@ def make_config(trace, model, hardware, batch_size, strategy, params, cache, evi
     pairs) or an :class:`~fastsim.sweep.axes.EvictionChoice`; ``cache_partition`` and ``pinned``
     take the canonical forms of :mod:`fastsim.sweep.axes`. ``reserve_bytes`` and
     ``context_tokens`` apply to an ``"auto"`` cache only (``None`` otherwise; an auto cache's
-    reserve defaults to :data:`~fastsim.timeline.budget.DEFAULT_RESERVE_BYTES`).
+    reserve defaults to :data:`~fastsim.timeline.budget.DEFAULT_RESERVE_BYTES`). ``batching`` is
+    ``"continuous"``, ``"recorded"`` or None (the trace's default, resolved when the trace is read).
     """
+    if batching is not None and batching not in BATCHINGS:
+        raise ConfigError(f"batching must be one of {', '.join(repr(b) for b in BATCHINGS)}, got {batching!r}")
     defn = get_strategy(strategy)
     values = defn.resolve(params) if defn.params else []
     resolved = tuple((p.name, float(v)) for p, v in zip(defn.params, values))
@@ -206,8 +221,6 @@ def make_config(trace, model, hardware, batch_size, strategy, params, cache, evi
         try:
             eviction = eviction_choice(eviction, given)
         except ValueError as exc:
-            from ..errors import ConfigError
-
             raise ConfigError(str(exc)) from None
     if not isinstance(pinned, int):
         pin_profile = 1.0  # only a count is chosen on a profile of the trace
@@ -218,26 +231,27 @@ def make_config(trace, model, hardware, batch_size, strategy, params, cache, evi
     return Config(
         trace, model, hardware, int(batch_size), defn.name, resolved, cache, eviction.name, max_prefetch_loads,
         eviction.params, cache_partition, pinned, float(pin_profile), execution or ExecutionOptions(),
-        reserve_bytes, context_tokens,
+        reserve_bytes, context_tokens, batching,
     )
 
 
 def baseline_config(cfg: Config, baseline: Baseline) -> Config:
     """``cfg``'s baseline: the baseline's strategy, cache and organisation at ``cfg``'s trace,
-    profiles and batch size, under ``cfg``'s execution options (a speedup compares strategies and
-    caches on one engine, not two anatomies)."""
+    profiles, batch size and batching, under ``cfg``'s execution options (a speedup compares
+    strategies and caches on one engine, not two anatomies)."""
     return make_config(
         cfg.trace, cfg.model, cfg.hardware, cfg.batch_size, baseline.strategy, dict(baseline.params),
         baseline.cache, EvictionChoice(baseline.eviction, baseline.eviction_params), None,
         cache_partition=baseline.cache_partition, pinned=baseline.pinned, pin_profile=baseline.pin_profile,
         execution=cfg.execution, reserve_bytes=cfg.reserve_bytes, context_tokens=cfg.context_tokens,
+        batching=cfg.batching,
     )
 
 
 def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list[int | None]]:
     """Every configuration of ``spec`` in expansion order, de-duplicated, baselines included.
 
-    Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, strategy table (spec
+    Order: trace, (model, hardware) pair (:func:`profile_pairs`), batch size, batching, strategy table (spec
     order), parameter product (last key fastest), cache, eviction, cache partition, pinned, pin
     profile, prefetch cap, execution options (:func:`fastsim.sweep.axes.execution_combos`),
     reserve bytes, context tokens. A baseline configuration not already in
@@ -267,7 +281,7 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
 
     for t in spec.traces:
         for model, hw in profile_pairs(spec, models_for[t.name]):
-            for batch in spec.batch_sizes:
+            for batch, batching in itertools.product(spec.batch_sizes, spec.batchings):
                 for grid in spec.grids:
                     executions = execution_combos(spec.execution_axes(grid))
                     for combo in grid.combos:
@@ -285,7 +299,7 @@ def expand(spec: Spec, models_for: dict[str, tuple]) -> tuple[list[Config], list
                             cfg = make_config(
                                 t.name, model, hw, batch, grid.strategy, combo, cache, ev, cap,
                                 cache_partition=part, pinned=pin, pin_profile=profile, execution=opts,
-                                reserve_bytes=reserve, context_tokens=context,
+                                reserve_bytes=reserve, context_tokens=context, batching=batching,
                             )
                             base = None
                             if spec.baseline is not None:

@@ -18,6 +18,7 @@ from .._version import __version__
 from ..replay import METRICS
 from ..replay_execution import EXECUTION_METRICS
 from ..strategies import BUILTIN_MODULES, get_strategy
+from ..timeline.recorded import CONTINUOUS
 from .axes import eviction_params_label, partition_label
 
 __all__ = ["METRIC_TYPES", "ALL_METRICS", "EXECUTION_COLUMNS", "SHARD_SCHEMA", "write_shard", "read_shards", "build_table", "param_columns", "write_table"]
@@ -135,7 +136,7 @@ def table_schema(strategies) -> pa.Schema:
         ("config_id", pa.int64()), ("run", pa.int64()), ("seed", pa.int64()),
         ("trace", pa.string()), ("trace_fingerprint", pa.string()), ("trace_source", pa.string()),
         ("strategy", pa.string()), ("model", pa.string()), ("hardware", pa.string()),
-        ("batch_size", pa.int64()), ("eviction", pa.string()), ("cache_request", pa.string()),
+        ("batch_size", pa.int64()), ("batching", pa.string()), ("eviction", pa.string()), ("cache_request", pa.string()),
         ("cache_slots", pa.int64()), ("max_prefetch_loads", pa.int64()),
         ("eviction_params", pa.string()), ("cache_partition", pa.string()), ("pinned", pa.int64()),
         ("pin_request", pa.string()), ("pin_profile", pa.float64()),
@@ -196,6 +197,7 @@ def build_table(rows: list, results: dict[str, dict], spec_hash: str | None) -> 
         cols["model"].append(cfg.model.name)
         cols["hardware"].append(cfg.hardware.name)
         cols["batch_size"].append(cfg.batch_size)
+        cols["batching"].append(cfg.batching or CONTINUOUS)  # resolved by the driver before hashing
         cols["eviction"].append(cfg.eviction)
         cols["cache_request"].append(cfg.cache.label)
         cols["cache_slots"].append(res.get("cache_slots"))

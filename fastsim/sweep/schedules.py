@@ -1,6 +1,6 @@
 """Schedules shared with workers: built once in the parent, saved as ``.npy``, mapped read-only.
 
-Every replay of a sweep over one ``(trace, batch size)`` pair reuses that pair's
+Every replay of a sweep over one ``(trace, batch size, batching)`` reuses its
 :class:`~fastsim.timeline.schedule.Schedule`, built with every extra array its rows' eviction
 policies read (next uses, router scores, request releases). The parent builds it once and writes its arrays to a
 folder; workers map them with ``np.load(mmap_mode="r")`` (no copy, no pickling per task) and keep
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..timeline.prefill import Phases
+from ..timeline.recorded import CONTINUOUS, RECORDED
 from ..timeline.schedule import Schedule
 
 __all__ = ["readonly", "readonly_array", "save_schedule", "load_schedule", "load_phases", "schedule_dir_name",
@@ -55,12 +56,14 @@ def readonly(sched: Schedule) -> Schedule:
 
 
 def schedule_dir_name(fingerprint: str, batch_size: int, next_use: bool, scores: str | bool = False,
-                      requests: bool = False, prefill: bool = False) -> str:
-    """The folder of a saved schedule: the trace, the batch size, ``-pf`` for prefill steps and
+                      requests: bool = False, prefill: bool = False, batching: str = CONTINUOUS) -> str:
+    """The folder of a saved schedule: the trace, the batch size, ``-rec`` for one step per
+    recorded pass (continuous batching's names are unchanged), ``-pf`` for prefill steps and
     the extra arrays it holds (``-nu`` next uses, ``-sc<digest>`` router scores, which the
     fingerprint does not cover, ``-rq`` request releases)."""
     tag = "" if not scores else "-sc" + (scores if isinstance(scores, str) else "")
-    extra = ("-pf" if prefill else "") + ("-nu" if next_use else "") + tag + ("-rq" if requests else "")
+    extra = ("-rec" if batching == RECORDED else "") + ("-pf" if prefill else "") + ("-nu" if next_use else "")
+    extra += tag + ("-rq" if requests else "")
     return f"{fingerprint}-b{batch_size}{extra}"
 
 

@@ -21,7 +21,7 @@ from ..profiles import hardware_profile, list_hardware, list_models, model_profi
 from ..strategies import get_strategy
 from .axes import (
     BUDGET_AXES, EXECUTION_AXES, EXECUTION_DEFAULTS, GLOBAL, INT64_MAX, WORKING_SET, CacheRequest, EvictionChoice,
-    _show, budget_axis, caches_axis, check_param_number, check_shape, check_uploads, eviction_choice, evictions_axis,
+    _show, batchings_axis, budget_axis, caches_axis, check_param_number, check_shape, check_uploads, eviction_choice, evictions_axis,
     execution_axes, max_loads_axis, parse_cache, partition_value, partitions_axis, pin_profile_value,
     pin_profiles_axis, pinned_axis, pinned_value,
 )
@@ -35,7 +35,7 @@ __all__ = [
 
 _TOP_KEYS = {
     "name", "description", "seed", "runs", "out", "imports", "traces", "models", "hardware",
-    "batch_sizes", "caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
+    "batch_sizes", "batchings", "caches", "evictions", "cache_partitions", "pinned", "pin_profiles", "max_prefetch_loads",
     "strategies", "baseline", "profiles", "reproduces", "bound", *EXECUTION_AXES, *BUDGET_AXES,
 }
 #: Published experiments a spec may declare it reproduces (``reproduces = NAME``), with the
@@ -110,6 +110,7 @@ class Spec:
     execution: dict = field(default_factory=lambda: dict(EXECUTION_DEFAULTS))
     reserve_bytes: tuple = (None,)  # byte counts, or None: the default reserve (auto caches only)
     context_tokens: tuple = (None,)  # token counts, or None: the trace's longest sequence (auto caches only)
+    batchings: tuple = (None,)  # "continuous", "recorded", or None: each trace's default
     raw: dict = field(repr=False, default_factory=dict)
     locator: KeyLocator | None = field(repr=False, default=None)
     shaped: tuple = field(repr=False, default=())  # (path, partition, pinned): lists checked against models
@@ -285,6 +286,7 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
     ) if profiles is None else tuple(dict.fromkeys(h for _, h in profiles))
     _dedupe_check(r, [h.name for h in hardware], ("hardware",))
     batch_sizes = tuple(r.integer(v, ("batch_sizes", i), 1) for i, v in enumerate(r.as_list(raw.get("batch_sizes", 1), ("batch_sizes",))))
+    batchings = batchings_axis(raw["batchings"], ("batchings",), r) if "batchings" in raw else (None,)
     caches = caches_axis(raw.get("caches", WORKING_SET), ("caches",), r)
     evictions = evictions_axis(raw.get("evictions", "lru"), ("evictions",), r)
     shaped: list = []  # (path, partition, pinned) of every list value, checked against the models
@@ -313,7 +315,7 @@ def _validate(raw: dict, r: _Reader, default_name: str) -> Spec:
         evictions=evictions, max_prefetch_loads=max_loads, grids=grids, baseline=baseline,
         spec_hash=_canonical_hash(raw), origin=r.origin, raw=raw, locator=r.locator,
         profiles=profiles, reproduces=reproduces, cache_partitions=partitions, pinned=pinned,
-        pin_profiles=pin_profiles, shaped=tuple(shaped), execution=execution, **budgets,
+        pin_profiles=pin_profiles, shaped=tuple(shaped), execution=execution, batchings=batchings, **budgets,
     )
     spec.bound = with_bound
     listed = []  # (model, path) of every model the spec names outside its traces

@@ -1,4 +1,4 @@
-"""What runs in a worker: one task = many configurations over one ``(trace, batch size)`` schedule.
+"""What runs in a worker: one task = many configurations over one ``(trace, batch size, batching)`` schedule.
 
 A task never sees the trace's routing array, only its schedule (mapped read-only from disk, or
 handed over once per worker by dask) and the few trace figures a replay reports. Any exception of
@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FastsimError
-from ..replay import kernel_inputs, resolve_config, run_config
+from ..replay import kernel_inputs, resolve_config, run_config, schedule_key
 from ..timeline.layout import GLOBAL, PER_LAYER
 from ..timeline.options import ExecutionOptions
 from ..timeline.prefill import Phases
+from ..timeline.recorded import CONTINUOUS
 from ..timeline.schedule import Schedule
 from .schedules import load_phases, load_schedule, readonly, readonly_array
 
@@ -52,7 +53,8 @@ class TaskSpec:
     to :func:`run_task` directly. ``pins`` maps each pin count of the items, as
     ``(count, pin_profile)``, to the keys the parent chose with it on the trace. ``prefill``:
     the schedule has prefill steps, and its prefill bookkeeping lies in ``sched_path`` (or in
-    ``phases``, when the schedule is passed directly).
+    ``phases``, when the schedule is passed directly). ``batching``: the items' resolved batching,
+    ``"continuous"`` or ``"recorded"`` (one step per recorded pass), which the schedule was built with.
     """
 
     key: str
@@ -65,6 +67,7 @@ class TaskSpec:
     pins: dict = field(default_factory=dict)
     prefill: bool = False
     phases: Phases | None = None
+    batching: str = CONTINUOUS
 
 
 @dataclass
@@ -101,7 +104,7 @@ class _TraceView:
     """
 
     def __init__(self, meta: TraceMeta, sched: Schedule, batch_size: int, next_use: bool, prefill: bool = False,
-                 phases: Phases | None = None):
+                 phases: Phases | None = None, batching: str = CONTINUOUS):
         self.num_tokens = meta.num_tokens
         self.num_layers = meta.num_layers
         self.num_experts = meta.num_experts
@@ -111,16 +114,21 @@ class _TraceView:
         # resolve_config asks only whether the trace marks prompts; what they mean is in ``phases``
         self.prompt_tokens = np.zeros(0, np.int64) if meta.has_prompts else None
         # the memos fastsim.replay.schedule_for and fastsim.replay_execution.phases_for consult
-        # before building from the routing
-        self._schedules = {(batch_size, sched.has_next_use, prefill): sched}
+        # before building from the routing, under the keys they look up for this batching
+        self._schedules = {schedule_key(batch_size, sched.has_next_use, prefill, batching): sched}
         if phases is None:  # decode only: every token a decode token (as phases_for builds it)
             phases = Phases(np.zeros(0, np.uint8), np.full(meta.num_sequences, -1, np.int64),
                             sched.active.astype(np.int64))
         # read-only like the schedule, so the execution timeline runs with the type warm() compiled
-        self._phases = {(batch_size, prefill): Phases(*(readonly_array(a) for a in phases))}
+        self._phases = {_phases_key(batch_size, prefill, batching): Phases(*(readonly_array(a) for a in phases))}
 
     def fingerprint(self) -> str:
         return self._fp
+
+
+def _phases_key(batch_size: int, prefill: bool, batching: str) -> tuple:
+    """The key :func:`fastsim.replay_execution.phases_for` looks its memo up by."""
+    return (batch_size, prefill) if batching == CONTINUOUS else (batch_size, prefill, batching)
 
 
 def dispatcher_counts(entries) -> tuple[int, int]:
@@ -153,13 +161,14 @@ def run_task(task: TaskSpec, sched=None) -> TaskResult:
     phases = None
     if task.prefill:
         phases = task.phases if task.phases is not None else load_phases(task.sched_path)
-    view = _TraceView(task.meta, sched, task.batch_size, task.next_use, task.prefill, phases)
+    view = _TraceView(task.meta, sched, task.batch_size, task.next_use, task.prefill, phases, task.batching)
     used: dict[int, tuple] = {}  # id(entry) -> (entry, its dispatcher counts before this task used it)
     out = TaskResult(task.key, pid=os.getpid())
     for row, cfg in task.items:
         t0 = time.perf_counter()
         try:
             kwargs = cfg.replay_kwargs(task.pins)
+            kwargs["batching"] = task.batching  # the view has no metadata to take a default from
             if kwargs.get("cache_bytes") == "auto" and kwargs.get("context_tokens") is None:
                 kwargs["context_tokens"] = task.meta.longest_sequence  # fastsim.replay's default
             rcfg, rsched = resolve_config(view, **kwargs)

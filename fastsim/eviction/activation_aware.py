@@ -19,6 +19,12 @@ priority's while ``act + smoothing`` stays below ``2**50`` (distinct counts then
 products); a replay that could pass it (a huge ``smoothing``) scans the partition instead, as
 does a partition whose layers are not contiguous. All of it lives in one int64 array (floats as
 their bits), so no hook pays reference counting for a tuple of arrays.
+
+The hooks are inlined into the timeline core; the helpers below them (underscored) are compiled
+once and called. Inlined too, their bodies were copied into every call site of every hook that
+reaches them (the tournament's replay alone sits under four hooks), which doubled the core's
+compile time (top-k, simple timeline: 89 s against 45 s) and ran 15% slower besides (one
+call passes one array: no tuple to count references of).
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ _SHAPE = HEAP_ROWS + 8  # the columns below
 _C, _L, _E, _LEAVES, _STALE, _SCAN, _SMOOTHING = 0, 1, 2, 3, 4, 5, 6
 
 
-@kernel(inline="always")
+@kernel
 def _distance(shape, layer, num_layers):
     """How many layers from the current one until ``layer`` runs again (1 = the next)."""
     d = (layer - shape[0] - 1) % num_layers + 1
@@ -93,14 +99,14 @@ def init(num_layers, num_experts, part_of_layer, part_off, params, sched):
     return st
 
 
-@kernel(inline="always")
+@kernel
 def _priority(st, k):
     num_layers = st[_SHAPE, _L]
     d = _distance(st[_SHAPE], k // st[_SHAPE, _E], num_layers)
     return (1.0 - (d - 1) / num_layers) * (st[_ACT, k] + bits_float(st[_SHAPE, _SMOOTHING]))
 
 
-@kernel(inline="always")
+@kernel
 def _ahead(st, a, pa, b, pb):
     """``a`` (priority ``pa``) leaves before ``b``: smaller priority, less recent, lower key."""
     if pa != pb:
@@ -110,7 +116,7 @@ def _ahead(st, a, pa, b, pb):
     return a < b
 
 
-@kernel(inline="always")
+@kernel
 def _winner(st, x, y):
     """Of layers ``x`` and ``y`` (-1: none), the one whose first key leaves first."""
     if x < 0:
@@ -120,7 +126,7 @@ def _winner(st, x, y):
     return x if _ahead(st, st[_LEAD_KEY, x], st[_LEAD, x], st[_LEAD_KEY, y], st[_LEAD, y]) else y
 
 
-@kernel(inline="always")
+@kernel
 def _set_leaf(st, x):
     top = heap_top(st, x)
     st[_LEAD_KEY, x] = top
@@ -130,7 +136,7 @@ def _set_leaf(st, x):
         st[_LEAD, x] = float_bits(term * (st[_ACT, top] + bits_float(st[_SHAPE, _SMOOTHING])))
 
 
-@kernel(inline="always")
+@kernel
 def _leaf_changed(st, x):
     """Layer ``x``'s first key may have changed: replay its path of the tournament."""
     if st[_SHAPE, _STALE] or st[_SHAPE, _SCAN]:
@@ -142,7 +148,7 @@ def _leaf_changed(st, x):
         i >>= 1
 
 
-@kernel(inline="always")
+@kernel
 def _top_changed(st, x):
     """:func:`_leaf_changed` when layer ``x``'s first key is another than before (an event that
     leaves the first key in place and does not touch it changes nothing in the tournament)."""
@@ -150,7 +156,7 @@ def _top_changed(st, x):
         _leaf_changed(st, x)
 
 
-@kernel(inline="always")
+@kernel
 def _rebuild(st):
     """Every layer's first key at its term for the current layer, and the whole tournament."""
     for x in range(st[_SHAPE, _L]):
@@ -160,7 +166,7 @@ def _rebuild(st):
     st[_SHAPE, _STALE] = 0
 
 
-@kernel(inline="always")
+@kernel
 def _best_of(st, part):
     """The tournament's winning layer over the partition's layers (contiguous: checked in
     ``init``), or -1."""
@@ -232,7 +238,7 @@ def after_step(st, sched, s):
     st[_SHAPE, _STALE] = 1
 
 
-@kernel(inline="always")
+@kernel
 def _scan(st, part, ctx, allow_in_flight):
     """The best eligible key by the priority itself, over the partition's layers' heaps."""
     best = -1

@@ -22,15 +22,17 @@ POLICIES = ["lru", "belady", "fifo", "lfu", "lfru", "activation-aware"]
 
 @st.composite
 def configurations(draw, max_tokens=24, max_experts=8, max_layers=3, max_k=3):
-    """A trace with a cache organisation that replays: partition, pins, per-layer sizes, batch."""
+    """A trace with a cache organisation that replays: partition, pins, per-layer sizes, batch
+    size and batching (continuous slots, or one step per recorded pass)."""
     trace = draw(traces(max_tokens=max_tokens, max_experts=max_experts, max_layers=max_layers, max_k=max_k))
     L, E, K = trace.num_layers, trace.num_experts, trace.top_k
     if draw(st.booleans()):
         model = model_for(L, E, K)
     else:
         model = model_for(L, E, K, expert_bytes=draw(st.lists(st.sampled_from([700, 1000, 1300]), min_size=L, max_size=L)))
-    batch = draw(st.integers(1, 4))
-    sched = schedule_for(trace, batch, False)
+    batching = draw(st.sampled_from(["continuous", "recorded"]))
+    batch = 1 if batching == "recorded" else draw(st.integers(1, 4))
+    sched = schedule_for(trace, batch, False, batching=batching)
     partition = draw(st.sampled_from(["global", "per-layer", "list"]))
     pinned = draw(st.sampled_from([None, 0, 1, 2, "keys"]))
     if pinned == "keys":
@@ -47,12 +49,13 @@ def configurations(draw, max_tokens=24, max_experts=8, max_layers=3, max_k=3):
             assume(all(p >= int(v) + n_pins for p, v in zip(per, sizes)))
         else:
             partition = per
-    return trace, model, batch, slots, partition, pinned
+    return trace, model, batch, slots, partition, pinned, batching
 
 
-def _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, horizon=64):
+def _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, batching, horizon=64):
     try:
-        return bound(trace, model, hw, slots, batch, cache_partition=partition, pinned=pinned, horizon=horizon)
+        return bound(trace, model, hw, slots, batch, cache_partition=partition, pinned=pinned, batching=batching,
+                     horizon=horizon)
     except fastsim.ConfigError:
         assume(False)  # pins that crowd a partition below its working set
 
@@ -60,9 +63,11 @@ def _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, horizon=64
 @examples(0.5)
 @given(configurations(), hardware_profiles(), st.sampled_from([0, 1, 2, 5, 64, None]))
 def test_kernel_equals_reference(case, hw, horizon):
-    trace, model, batch, slots, partition, pinned = case
-    got = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, horizon)
-    want = bound_reference(trace, model, hw, slots, batch, cache_partition=partition, pinned=pinned, horizon=horizon)
+    trace, model, batch, slots, partition, pinned, batching = case
+    got = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, batching, horizon)
+    want = bound_reference(trace, model, hw, slots, batch, cache_partition=partition, pinned=pinned, horizon=horizon,
+                           batching=batching)
+    assert got.config["batching"] == batching
     assert got.total_ns == want
 
 
@@ -70,9 +75,9 @@ def test_kernel_equals_reference(case, hw, horizon):
 @given(configurations(max_tokens=16), hardware_profiles(), st.data())
 def test_bound_never_exceeds_a_replay(case, hw, data):
     """Every strategy (one that wants arbitrary keys of any layer included) x every policy, with
-    and without a cap on prefetch loads, at the configuration's own partition and pins."""
-    trace, model, batch, slots, partition, pinned = case
-    b = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned)
+    and without a cap on prefetch loads, at the configuration's own partition, pins and batching."""
+    trace, model, batch, slots, partition, pinned, batching = case
+    b = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, batching)
     fixed_keys_strategy()
     strategy = data.draw(st.sampled_from(STRATEGIES))
     if strategy == "test-fixed-keys":
@@ -82,7 +87,8 @@ def test_bound_never_exceeds_a_replay(case, hw, data):
     cap = data.draw(st.sampled_from([None, 0, 1, 3]))
     for policy in POLICIES:
         r = fastsim.replay(trace, strategy, model, hw, cache_slots=slots, eviction=policy, batch_size=batch,
-                           cache_partition=partition, pinned=pinned, max_prefetch_loads=cap, **params)
+                           cache_partition=partition, pinned=pinned, max_prefetch_loads=cap, batching=batching,
+                           **params)
         assert b.total_ns <= round(r.metrics["total_time_s"] * 1e9), (strategy, policy)
 
 
@@ -91,10 +97,10 @@ def test_bound_never_exceeds_a_replay(case, hw, data):
 def test_bound_beats_the_sum_of_compute(case, hw):
     """Always at least the compute; strictly more when the cache holds fewer keys than the trace
     demands and the first position must load (its keys cannot be resident at time 0)."""
-    trace, model, batch, slots, partition, pinned = case
-    b = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned)
+    trace, model, batch, slots, partition, pinned, batching = case
+    b = _bound_or_skip(trace, model, hw, slots, batch, partition, pinned, batching)
     assert b.total_time_s >= b.compute_s - 1e-15
-    sched = schedule_for(trace, batch, False)
+    sched = schedule_for(trace, batch, False, batching=batching)
     first = sched.R(0, 0)[0] if sched.num_steps else []
     pins = set(b.config["pinned"])
     distinct = {l * trace.num_experts + int(e) for s in range(sched.num_steps) for l in range(trace.num_layers)

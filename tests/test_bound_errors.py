@@ -31,6 +31,8 @@ def tiny():
     ({"batch_size": 0}, "batch_size must be at least 1"),
     ({"cache_partition": [1, 2]}, "cache_partition"),
     ({"pinned": [99]}, "pinned keys must be integers in [0, 3)"),
+    ({"batching": "bogus"}, "batching must be"),
+    ({"batching": "recorded", "batch_size": 2}, "batch_size = 2 sets continuous-batching slots"),
 ])
 def test_bad_parameters(tiny, kwargs, message):
     trace, model, hw = tiny
@@ -96,6 +98,32 @@ def test_cli_json(capsys, trace_file):
     doc = json.loads(out)
     assert round(doc["bound"]["bound_total_time_s"] * 1e9) == 315
     assert doc["config"]["cache_slots"] == 2 and doc["config"]["horizon"] == 64
+
+
+def test_cli_recorded_batching(capsys, tmp_path):
+    """Two recorded passes ``[0, 1]`` and ``[1, 2]`` of one layer: each pass is one step, so the
+    bound is that of two positions, not of four tokens one at a time."""
+    trace = fastsim.Trace.from_arrays(np.array([0, 1, 1, 2]).reshape(-1, 1, 1), 3, [2, 2],
+                                      model=None, metadata={"batching": "recorded"})
+    model, hw = model_for(1, 3, 1), hardware()
+    path = tmp_path / "passes.parquet"
+    trace.write(path)
+    for name, profile in (("m.toml", model), ("h.toml", hw)):
+        fields = "".join(f"{k} = {json.dumps(v)}\n" for k, v in profile.items() if k != "name")
+        (tmp_path / name).write_text(f'["{profile["name"]}"]\n' + fields)
+    args = ["bound", str(path), "--model", str(tmp_path / "m.toml"), "--hardware", str(tmp_path / "h.toml"),
+            "--cache-slots", "2"]
+    code, out, err = _cli(capsys, *args, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["config"]["batching"] == "recorded"  # the trace's default
+    assert round(doc["bound"]["bound_total_time_s"] * 1e9) == bound(trace, model, hw, 2, batching="recorded").total_ns
+    code, out, err = _cli(capsys, *args, "--batching", "continuous", "--json")
+    assert code == 0 and json.loads(out)["config"]["batching"] == "continuous"
+    code, out, err = _cli(capsys, *args)
+    assert code == 0 and "recorded batching" in out
+    code, out, err = _cli(capsys, *args, "--batching", "passes")
+    assert code == 2 and "--batching" in err and err.count("\n") == 1
 
 
 def test_cli_text_with_exact(capsys, trace_file):

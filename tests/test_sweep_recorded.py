@@ -124,7 +124,8 @@ def swept(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recorded")
     trace = recorded_trace()
     trace.write(folder / "passes.parquet")
-    table = fastsim.sweep(_spec(folder / "passes.parquet", ["continuous", "recorded"]), out=folder / "out")
+    table = fastsim.sweep({**_spec(folder / "passes.parquet", ["continuous", "recorded"]), "bound": True},
+                          out=folder / "out")
     return trace, folder / "out", table
 
 
@@ -143,6 +144,27 @@ def test_sweep_without_the_axis_takes_the_traces_default(swept, tmp_path):
     recorded = [r for r in both.to_pylist() if r["batching"] == "recorded"]
     assert table["config_hash"].to_pylist() == [r["config_hash"] for r in recorded]
     assert table["total_time_s"].to_pylist() == [r["total_time_s"] for r in recorded]
+
+
+def test_bound_columns_cover_both_batchings(swept):
+    """``bound = true`` bounds a recorded row by the bound of the recorded passes (docs/bounds.md,
+    "Recorded batching"), and its headroom is measured against on-demand of the same batching."""
+    trace, _, table = swept
+    rows = table.to_pylist()
+    for row in rows:
+        slots = row["cache_request"].split()[0]
+        want = fastsim.bound(trace, hardware="rtx3090", cache_slots=slots if slots == "working-set" else int(slots),
+                             batching=row["batching"])
+        assert row["bound_total_time_s"] == want.total_time_s, row["config_hash"]
+        assert row["bound_total_time_s"] <= row["total_time_s"] + 1e-12
+        od = [o for o in rows if o["strategy"] == "on-demand" and o["batching"] == row["batching"]
+              and o["cache_request"] == row["cache_request"] and o["eviction"] == row["eviction"]]
+        assert len(od) == 1
+        head = od[0]["total_time_s"] - row["bound_total_time_s"]
+        if head > 0:
+            assert row["headroom_share"] == pytest.approx((od[0]["total_time_s"] - row["total_time_s"]) / head)
+    by_batching = {(r["batching"], r["cache_request"]): r["bound_total_time_s"] for r in rows}
+    assert by_batching[("recorded", "40 slots")] != by_batching[("continuous", "40 slots")]
 
 
 def test_recorded_schedules_are_saved_apart(swept):

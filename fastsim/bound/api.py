@@ -89,13 +89,13 @@ def _horizon(value) -> int | None:
 
 
 def bound_inputs(trace, model=None, hardware="rtx3090", cache_slots=None, batch_size=1, *, cache_bytes=None,
-                 cache_partition="global", pinned=None, pin_profile: float = 1.0) -> BoundInputs:
+                 cache_partition="global", pinned=None, pin_profile: float = 1.0, batching=None) -> BoundInputs:
     """Validate a configuration as :func:`fastsim.replay` does and reduce it for the bound."""
     if cache_slots is None and cache_bytes is None:
         raise ConfigError("the bound is for one cache: give cache_slots (a number or 'working-set') or cache_bytes")
     cfg, sched = resolve_config(
         trace, "on-demand", model, hardware, cache_slots, cache_bytes, "lru", batch_size, None, None,
-        cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile,
+        cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile, batching=batching,
     )
     layout = cfg.layout
     if layout.unit_is_bytes:
@@ -117,7 +117,7 @@ def bound_inputs(trace, model=None, hardware="rtx3090", cache_slots=None, batch_
         layers = np.flatnonzero(part_of_layer == q)
         part_load[q] = load_ns[layers].min() if layers.size else 0
     config = {
-        "model": cfg.model.name, "hardware": cfg.hardware.name, "batch_size": cfg.batch_size,
+        "model": cfg.model.name, "hardware": cfg.hardware.name, "batch_size": cfg.batch_size, "batching": cfg.batching,
         "cache_slots": cfg.cache_slots, "cache_request": cfg.cache_request,
         "cache_partition": layout.partition, "partition_sizes": list(layout.budgets),
         "pinned": list(layout.pinned), "trace": trace.fingerprint(),
@@ -126,7 +126,7 @@ def bound_inputs(trace, model=None, hardware="rtx3090", cache_slots=None, batch_
 
 
 def bound(trace, model=None, hardware="rtx3090", cache_slots=None, batch_size=1, *, cache_bytes=None,
-          cache_partition="global", pinned=None, pin_profile: float = 1.0, horizon=DEFAULT_HORIZON,
+          cache_partition="global", pinned=None, pin_profile: float = 1.0, batching=None, horizon=DEFAULT_HORIZON,
           exact: bool = False, time_limit_s: float = 60.0) -> BoundResult:
     """A lower bound on ``total_time_s`` of every strategy and eviction policy (SPEC section 8).
 
@@ -144,6 +144,9 @@ def bound(trace, model=None, hardware="rtx3090", cache_slots=None, batch_size=1,
     batch_size : int
     cache_partition, pinned, pin_profile
         As for :func:`fastsim.replay`: the bound then holds for that organisation.
+    batching : ``"continuous"``, ``"recorded"`` or None
+        As for :func:`fastsim.replay` (None: the trace's default): with ``"recorded"`` each step
+        is one recorded forward pass, and the bound holds for the replays of that batching.
     horizon : int or None
         How many positions each window of the chain looks ahead (larger is tighter and slower;
         ``None``: to the end of the trace).
@@ -154,7 +157,8 @@ def bound(trace, model=None, hardware="rtx3090", cache_slots=None, batch_size=1,
     """
     span = _horizon(horizon)
     inputs = bound_inputs(trace, model, hardware, cache_slots, batch_size, cache_bytes=cache_bytes,
-                          cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile)
+                          cache_partition=cache_partition, pinned=pinned, pin_profile=pin_profile,
+                          batching=batching)
     positions = inputs.compute_ns.shape[0]
     total, _, prefix = chain_bound(inputs.ptr, inputs.keys, inputs.nxt, inputs.compute_ns, inputs.part_of_key,
                                    inputs.cap, inputs.part_load_ns, positions if span is None else span)

@@ -1,9 +1,9 @@
 """The bound's sweep columns (``bound = true`` in a spec): ``bound_total_time_s`` per row and
 each row's share of the headroom, ``(on-demand - strategy) / (on-demand - bound)``.
 
-The bound depends on the trace, the profiles, the cache (slots, partition, pins) and the batch
-size, not on the strategy or the eviction policy, so it is computed once per such group and
-shared by the group's rows. Rows it does not cover (SPEC section 7's execution options, byte
+The bound depends on the trace, the profiles, the cache (slots, partition, pins), the batch
+size and the batching (continuous or the recorded passes), not on the strategy or the eviction
+policy, so it is computed once per such group and shared by the group's rows. Rows it does not cover (SPEC section 7's execution options, byte
 budgets over several expert sizes) get nulls.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _bound_kwargs(cfg, pins):
         "model": kwargs["model"], "hardware": kwargs["hardware"], "batch_size": kwargs["batch_size"],
         "cache_slots": kwargs.get("cache_slots"), "cache_bytes": kwargs.get("cache_bytes"),
         "cache_partition": kwargs.get("cache_partition", "global"), "pinned": kwargs.get("pinned"),
-        "pin_profile": kwargs.get("pin_profile", 1.0),
+        "pin_profile": kwargs.get("pin_profile", 1.0), "batching": kwargs.get("batching"),
     }
     if isinstance(out["cache_bytes"], str):  # a budget derived from GPU memory
         return None
@@ -42,7 +42,7 @@ def row_bounds(trace, rows, pins: dict) -> dict:
     out: dict = {}
     for row in rows:
         c = row.config
-        key = (c.model, c.hardware, c.batch_size, c.cache, c.cache_partition, c.pinned, c.pin_profile,
+        key = (c.model, c.hardware, c.batch_size, c.batching, c.cache, c.cache_partition, c.pinned, c.pin_profile,
                getattr(c, "execution", None))
         if key not in memo:
             kwargs = _bound_kwargs(c, pins)
@@ -58,7 +58,7 @@ def row_bounds(trace, rows, pins: dict) -> dict:
 
 
 def _group(cols, i, with_eviction: bool):
-    names = ["trace", "run", "model", "hardware", "batch_size", "cache_slots", "cache_partition", "pin_request"]
+    names = ["trace", "run", "model", "hardware", "batch_size", "batching", "cache_slots", "cache_partition", "pin_request"]
     if with_eviction:
         names += ["eviction", "eviction_params"]
     return tuple(cols[n][i] if n in cols else None for n in names)
@@ -68,12 +68,12 @@ def with_bound_columns(table: pa.Table, bounds: dict) -> pa.Table:
     """``table`` with ``bound_total_time_s`` and ``headroom_share`` appended.
 
     The on-demand time of a row is that of the on-demand row with the same trace, run, profiles,
-    batch size, cache, partition and pins, and the same eviction policy if there is one, else
+    batch size, batching, cache, partition and pins, and the same eviction policy if there is one, else
     LRU; failing both, the row's baseline when that is on-demand. The share is null where the
     on-demand time does not exceed the bound (no headroom) or a figure is missing.
     """
     want = ["config_hash", "strategy", "total_time_s", "error", "trace", "run", "model", "hardware", "batch_size",
-            "cache_slots", "cache_partition", "pin_request", "eviction", "eviction_params", "baseline_hash"]
+            "batching", "cache_slots", "cache_partition", "pin_request", "eviction", "eviction_params", "baseline_hash"]
     cols = {n: table.column(n).to_pylist() for n in want if n in table.column_names}
     n = table.num_rows
     ok = [cols["error"][i] is None and cols["total_time_s"][i] is not None for i in range(n)]

@@ -5,7 +5,7 @@ import json
 import math
 
 from ..errors import ConfigError
-from .replay import _count, add_cache_layout_flags, cache_kwargs
+from .replay import _batching, _count, add_cache_layout_flags, cache_kwargs
 
 
 def register(subparsers) -> None:
@@ -24,6 +24,11 @@ def register(subparsers) -> None:
     cache.add_argument("--cache-slots", help="cache size in experts, or 'working-set'")
     cache.add_argument("--cache-gb", help="cache size in GB (1 GB = 1e9 bytes; one expert size only)")
     p.add_argument("--batch-size", default="1", metavar="B", help="continuous-batching slots (default 1)")
+    p.add_argument(
+        "--batching", metavar="continuous|recorded",
+        help="continuous batching over --batch-size slots, or one step per recorded pass (default: the trace's, "
+             "as fastsim replay takes it)",
+    )
     add_cache_layout_flags(p)
     p.add_argument("--horizon", metavar="N",
                    help="positions each window of the bound looks ahead (default 64; 'all' for the whole trace)")
@@ -56,7 +61,7 @@ def bound_kwargs(args) -> dict:
         raise ConfigError(f"--time-limit must be a positive number of seconds, got {args.time_limit!r}")
     return dict(
         model=args.model, hardware=args.hardware, **cache, batch_size=_count(args.batch_size, "--batch-size"),
-        horizon=horizon, exact=args.exact, time_limit_s=limit,
+        batching=_batching(args), horizon=horizon, exact=args.exact, time_limit_s=limit,
     )
 
 
@@ -73,7 +78,7 @@ def run(args) -> int:
     cfg = result.config
     line = (
         f"bound on {cfg['model']} / {cfg['hardware']}: cache {cfg['cache_slots']} experts ({cfg['cache_request']}), "
-        f"batch {cfg['batch_size']}, horizon {'all' if result.horizon is None else result.horizon}"
+        f"{'recorded batching' if cfg['batching'] == 'recorded' else 'batch ' + str(cfg['batch_size'])}, horizon {'all' if result.horizon is None else result.horizon}"
     )
     if cfg["cache_partition"] != "global":
         line += f", partition {cfg['cache_partition']} {cfg['partition_sizes']}"

@@ -72,12 +72,13 @@ def fewest_loads(sets, a: int, end: int, part_of, cap, part_load) -> list[int]:
 
 def bound_reference(trace, model=None, hardware="rtx3090", cache_slots=None, batch_size: int = 1, *,
                     cache_bytes=None, cache_partition="global", pinned=None, pin_profile: float = 1.0,
-                    horizon=64) -> int:
-    """The lower bound on the total time in nanoseconds (``docs/bounds.md``, "The chain")."""
+                    horizon=64, batching="continuous") -> int:
+    """The lower bound on the total time in nanoseconds (``docs/bounds.md``, "The chain");
+    ``batching="recorded"`` schedules one step per recorded pass, as the replay does."""
     mprof = model_profile(model if model is not None else trace.model)
     hprof = hardware_profile(hardware)
     L, E = trace.num_layers, trace.num_experts
-    schedule = ReferenceSchedule(trace.experts, trace.sequence_lengths, L, E, int(batch_size))
+    schedule = ReferenceSchedule(trace.experts, trace.sequence_lengths, L, E, int(batch_size), batching=batching)
     layout = resolve_layout(cache_slots, cache_bytes, "on-demand", mprof, schedule, cache_partition, pinned,
                             pin_profile, trace.experts)
     if layout.unit != "slots":

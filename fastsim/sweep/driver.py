@@ -425,8 +425,7 @@ def run_sweep(
             if spec.bound:
                 from ..bound.sweep_columns import row_bounds
 
-                # the bound schedules continuous batching: recorded rows get nulls
-                bounds.update(row_bounds(trace, [r for r in mine if r.config.batching == CONTINUOUS], pins))
+                bounds.update(row_bounds(trace, mine, pins))
             pending = [r for r in mine if r.hash not in done]
             if pending:
                 groups.extend(_schedule_groups(trace, meta, pending, sched_root, pins))

@@ -55,6 +55,8 @@ class ReplayConfig:
     execution: ExecutionOptions = ExecutionOptions()
     cache_auto: bool = False
     batching: str = CONTINUOUS
+    #: file parameters' paths by name (the kernel's ``params`` hold their contents)
+    param_files: tuple = ()
 
     @property
     def uses_execution(self) -> bool:
@@ -62,8 +64,9 @@ class ReplayConfig:
         the GPU has a host tier."""
         return not self.execution.is_default or self.cache_auto or self.hardware.host_bytes is not None
 
-    def param_dict(self) -> dict[str, float]:
-        return {p.name: float(v) for p, v in zip(self.strategy.params, self.params)}
+    def param_dict(self) -> dict[str, float | str | None]:
+        files = dict(self.param_files)
+        return {p.name: files.get(p.name) if p.kind == "file" else float(v) for p, v in zip(self.strategy.params, self.params)}
 
     def eviction_param_dict(self) -> dict[str, float]:
         if self.policy is None:
@@ -241,7 +244,9 @@ def resolve_config(
     elif not isinstance(execution, ExecutionOptions):
         execution = execution_options(**execution)
     defn = get_strategy(strategy)
-    values = defn.resolve(params)
+    values = defn.resolve(params, shape=(trace.num_layers, trace.num_experts))
+    checked = defn.checked(params)
+    param_files = tuple((p.name, checked[p.name]) for p in defn.params if p.kind == "file")
     if model is None:
         model = trace.model
         if model is None:
@@ -302,6 +307,7 @@ def resolve_config(
     cfg = ReplayConfig(
         strategy=defn,
         params=values,
+        param_files=param_files,
         model=mprof,
         hardware=hprof,
         eviction=policy.name,

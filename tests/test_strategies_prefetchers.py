@@ -7,6 +7,9 @@ lists; bad parameters rejected.
 Every parameter is drawn, small enough that libraries and stores fill and replace, thresholds both
 pass and fail, and windows reach the end of the schedule.
 """
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -31,7 +34,8 @@ PARAMS = {
     },
     "pre-gated": {"recall": UNIT, "seed": st.integers(0, 2**40)},
     "cross-layer": {"threshold": st.sampled_from([0.0, 0.2, 0.5, 1.0]), "depth": st.integers(1, 3)},
-    "moe-infinity": {"capacity": st.integers(1, 4), "max_predictions": st.integers(1, 40)},
+    # library: a file of the trace's shape, written by draw_library
+    "moe-infinity": {"capacity": st.integers(1, 4), "max_predictions": st.integers(1, 40), "library": st.none()},
     "fine-moe": {"capacity": st.integers(1, 5), "prefetch_distance": st.integers(1, 3), "min_experts": st.integers(0, 4)},
     "hybrimoe": {"alpha": st.sampled_from([0.1, 0.5, 1.0]), "prefetch_size": st.integers(0, 5)},
 }
@@ -53,6 +57,21 @@ def with_scores(trace, seed):
     scores[rng.random(scores.shape) < 0.2] = 0.5  # exact ties between weights
     scores[rng.random(scores.shape) < 0.05] = 0.0  # and zero weights
     return fastsim.Trace.from_arrays(trace.experts, trace.num_experts, trace.sequence_lengths, scores=scores)
+
+
+def draw_library(data, trace, params, folder) -> dict:
+    """``params`` with, half the time, a ``library`` file of 1 .. capacity matrices of the
+    trace's shape (sparse counts, none all zero), as MoE-Infinity saves its EAM collection."""
+    if not data.draw(st.booleans()):
+        return params
+    n = data.draw(st.integers(1, int(params["capacity"])))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    shape = (n, trace.num_layers, trace.num_experts)
+    counts = rng.integers(0, 4, shape) * (rng.random(shape) < 0.3)
+    counts[np.arange(n), rng.integers(0, shape[1], n), rng.integers(0, shape[2], n)] += 1
+    path = Path(folder) / f"library-{data.draw(st.integers(0, 10**9))}.npy"
+    np.save(path, counts.astype(data.draw(st.sampled_from([np.int64, np.float32]))))
+    return {**params, "library": str(path)}
 
 
 def replay_kwargs(data, trace, params):
@@ -81,8 +100,12 @@ def assert_same(a, b):
 def test_kernel_replay_equals_reference_replay(name, data, trace):
     if data.draw(st.booleans()):
         trace = with_scores(trace, data.draw(st.integers(0, 2**31)))
-    kw = replay_kwargs(data, trace, data.draw(st.fixed_dictionaries(PARAMS[name])))
-    assert_same(fastsim.replay(trace, name, **kw), replay_reference(trace, name, **kw))
+    params = data.draw(st.fixed_dictionaries(PARAMS[name]))
+    with tempfile.TemporaryDirectory() as folder:
+        if name == "moe-infinity":
+            params = draw_library(data, trace, params, folder)
+        kw = replay_kwargs(data, trace, params)
+        assert_same(fastsim.replay(trace, name, **kw), replay_reference(trace, name, **kw))
 
 
 @examples(0.3)

@@ -20,11 +20,26 @@ def _number(text: str, what: str):
     return int(number) if number.is_integer() else number
 
 
-def _name_value(text: str, flag: str) -> tuple[str, float]:
+def _name_value(text: str, flag: str, files: frozenset = frozenset()) -> tuple[str, float | str]:
+    """``NAME=VALUE``: a number, or the path as given where ``NAME`` is in ``files`` (a strategy's
+    file parameters)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise ConfigError(f"{flag} expects NAME=VALUE, got {text!r}")
+    if name in files:
+        return name, value
     return name, _number(value, f"{flag} {name}")
+
+
+def _file_params(strategy) -> frozenset:
+    """The names of a strategy's file parameters (none for a name that is not a strategy: the
+    replay's own check names that)."""
+    from ..strategies import get_strategy
+
+    try:
+        return frozenset(p.name for p in get_strategy(strategy).params if p.kind == "file")
+    except ConfigError:
+        return frozenset()
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -159,7 +174,8 @@ def replay_kwargs(args) -> dict:
     cache = cache_kwargs(args)
     batch = _count(args.batch_size, "--batch-size")
     cap = None if args.max_prefetch_loads is None else _count(args.max_prefetch_loads, "--max-prefetch-loads")
-    params = dict(_name_value(t, "--param") for t in args.param)
+    files = _file_params(args.strategy)
+    params = dict(_name_value(t, "--param", files) for t in args.param)
     ev_params = dict(_name_value(t, "--eviction-param") for t in args.eviction_param)
     return dict(
         strategy=args.strategy, model=args.model, hardware=args.hardware, **cache, eviction=args.eviction,

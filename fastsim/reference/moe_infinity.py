@@ -1,8 +1,11 @@
 """Pure-Python reference of ``moe-infinity`` (docs/strategies/moe-infinity.md): the library as a
-list of count dicts, every similarity recomputed from scratch."""
+list of count dicts, every similarity recomputed from scratch; a ``library`` file's matrices are
+its first, persistent entries."""
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 __all__ = ["MoEInfinityReference"]
 
@@ -15,11 +18,16 @@ class MoEInfinityReference:
     """``library``: request matrices ``{(layer, expert): tokens}``; ``access``: their match counts;
     ``current``: the summed matrix of the requests in flight."""
 
-    def __init__(self, num_layers, num_experts, top_k, schedule, capacity=64, max_predictions=32):
+    def __init__(self, num_layers, num_experts, top_k, schedule, capacity=64, max_predictions=32, library=None):
         self.L, self.E = int(num_layers), int(num_experts)
         self.capacity, self.most = int(capacity), int(max_predictions)
         self.schedule = schedule
         self.library, self.access = [], []
+        if library is not None:  # MoE-Infinity's saved matrices: (requests, layers, experts) counts
+            for matrix in np.load(library, allow_pickle=False).tolist():
+                self.library.append({(j, e): float(c) for j, row in enumerate(matrix) for e, c in enumerate(row) if c})
+                self.access.append(0)
+        self.persistent = len(self.library)
         self.current: dict = {}
         # each sequence's own matrix, counted from its rows (the rows each step ran, slot order)
         self.matrix: dict = {}
@@ -64,7 +72,8 @@ class MoEInfinityReference:
                 if len(self.library) < self.capacity:
                     self.library.append(joined)
                     self.access.append(1)
-                else:
-                    slot = self.access.index(min(self.access))
+                elif self.persistent < self.capacity:  # the least matched entry after the persistent ones
+                    rest = self.access[self.persistent:]
+                    slot = self.persistent + rest.index(min(rest))
                     self.library[slot], self.access[slot] = joined, 1
         return wanted

@@ -25,8 +25,10 @@ its own hooks, so numba specialises and inlines them and the compiled code survi
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,7 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..plugin_references import add_reference
 
-__all__ = ["Param", "StrategyDef", "get_strategy", "list_strategies", "register_strategy", "BUILTIN_MODULES"]
+__all__ = ["Param", "StrategyDef", "get_strategy", "list_strategies", "register_strategy", "file_digest", "BUILTIN_MODULES"]
 
 #: Built-in strategy modules under ``fastsim.strategies``, in the seed's order A-E.
 BUILTIN_MODULES = ("on_demand", "oracle", "multi_look", "top_k", "intelligent")
@@ -47,14 +49,19 @@ BUILTIN_MODULES += ("noisy_oracle", "pre_gated", "cross_layer", "moe_infinity", 
 
 @dataclass(frozen=True)
 class Param:
-    """One numeric strategy parameter.
+    """One strategy parameter.
 
-    ``kind`` is ``"int"``, ``"float"`` or ``"bool"``. Bounds are inclusive unless ``low_open`` /
-    ``high_open``; ``None`` means unbounded.
+    ``kind`` is ``"int"``, ``"float"`` or ``"bool"``: a number, bounds inclusive unless
+    ``low_open`` / ``high_open``, ``None`` unbounded. Or ``"file"``: a path (default ``None``, no
+    file) whose content ``load(path, num_layers, num_experts, values)`` (``values``: every
+    parameter's checked value) turns into a float64 array; the
+    kernel's ``params`` then hold its length in this parameter's place and its values after all
+    the parameters, in the order of the file parameters. Rows record the path, and their hashes
+    the file's content digest (:func:`file_digest`).
     """
 
     name: str
-    default: float
+    default: float | None
     kind: str = "float"
     low: float | None = None
     high: float | None = None
@@ -64,14 +71,22 @@ class Param:
     #: A parameter added after results were committed leaves configuration hashes alone at its
     #: default (``False``), so those results still resume; it enters the hash once changed.
     hashed_at_default: bool = True
+    #: kind ``"file"``: ``load(path, num_layers, num_experts, values) -> np.ndarray`` (ConfigError naming the file)
+    load: Callable | None = None
 
     def describe_range(self) -> str:
         lo = "-inf" if self.low is None else repr(self.low)
         hi = "inf" if self.high is None else repr(self.high)
         return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
 
-    def check(self, value: Any, strategy: str, kind: str = "strategy") -> float:
+    def check(self, value: Any, strategy: str, kind: str = "strategy") -> float | str | None:
         where = f"{kind} {strategy!r} parameter {self.name!r}"
+        if self.kind == "file":
+            if value is None:
+                return None
+            if isinstance(value, (str, os.PathLike)) and os.fspath(value):
+                return os.fspath(value)
+            raise ConfigError(f"{where} must be a file path, got {value!r}")
         if self.kind == "bool":
             if isinstance(value, (bool, np.bool_)) or value in (0, 1):
                 return float(bool(value))
@@ -130,16 +145,49 @@ class StrategyDef:
     def defaults(self) -> dict[str, float]:
         return {p.name: p.default for p in self.params}
 
-    def resolve(self, given: dict[str, Any] | None = None) -> np.ndarray:
-        """Validated parameters as the float64 array ``observe`` receives."""
+    def checked(self, given: dict[str, Any] | None = None) -> dict[str, float | str | None]:
+        """Every parameter's validated value, defaults filled in: numbers as floats, file
+        parameters as their paths (``None`` for none)."""
         given = dict(given or {})
         known = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(known))
         if unknown:
             names = ", ".join(known) or "none"
             raise ConfigError(f"strategy {self.name!r} has no parameter {unknown[0]!r} (it takes: {names})")
-        values = [p.check(given.get(p.name, p.default), self.name) for p in self.params]
-        return np.asarray(values if values else [0.0], dtype=np.float64)
+        return {p.name: p.check(given.get(p.name, p.default), self.name) for p in self.params}
+
+    def resolve(self, given: dict[str, Any] | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Validated parameters as the float64 array ``observe`` receives.
+
+        ``shape`` is the trace's ``(num_layers, num_experts)``: file parameters are loaded for it
+        (their lengths in their places, their values appended); without it they are only checked
+        and count as empty (validation before a trace is read).
+        """
+        checked = self.checked(given)
+        values, payloads = [], []
+        for p, v in zip(self.params, checked.values()):
+            if p.kind != "file":
+                values.append(v)
+                continue
+            data = np.zeros(0)
+            if v is not None and shape is not None:
+                data = np.ascontiguousarray(p.load(v, *shape, checked), dtype=np.float64).ravel()
+            values.append(float(data.size))
+            payloads.append(data)
+        return np.concatenate([np.asarray(values if values else [0.0], dtype=np.float64), *payloads])
+
+
+def file_digest(path) -> str:
+    """The content digest of a file parameter's file, which joins configuration hashes (so an
+    edited file is a new configuration); ConfigError naming the file when it cannot be read."""
+    digest = hashlib.blake2b(digest_size=12)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    return digest.hexdigest()
 
 
 _REGISTRY: dict[str, StrategyDef] = {}

@@ -17,7 +17,7 @@ from .._version import __version__
 from ..errors import ConfigError
 from ..eviction import get_eviction
 from ..profiles import HardwareProfile, ModelProfile
-from ..strategies import get_strategy
+from ..strategies import file_digest, get_strategy
 from ..timeline.budget import DEFAULT_RESERVE_BYTES
 from ..timeline.options import ExecutionOptions
 from ..timeline.recorded import BATCHINGS, RECORDED
@@ -59,10 +59,14 @@ class Config:
             declared = {p.name: p for p in get_strategy(self.strategy).params}
         except Exception:  # an unregistered strategy: hash everything
             declared = {}
-        return {
-            k: v for k, v in self.params
-            if k not in declared or declared[k].hashed_at_default or float(v) != float(declared[k].default)
-        }
+        out = {}
+        for k, v in self.params:
+            p = declared.get(k)
+            if p is not None and not p.hashed_at_default and v == p.default:
+                continue
+            # a file joins the hash by its content, so an edited file is a new configuration
+            out[k] = {"path": v, "blake2b": file_digest(v)} if p is not None and p.kind == "file" and v is not None else v
+        return out
 
     @property
     def default_organisation(self) -> bool:
@@ -116,7 +120,7 @@ class Config:
     def label(self) -> str:
         """A short human description for messages."""
         defaults = get_strategy(self.strategy).defaults()
-        changed = [f"{k}={_num(v)}" for k, v in self.params if float(defaults.get(k, v)) != v]
+        changed = [f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in self.params if defaults.get(k, v) != v]
         parts = [self.strategy + (f"({', '.join(changed)})" if changed else "")]
         parts += [
             f"trace {self.trace}", self.model.name, self.hardware.name, f"batch {self.batch_size}",
@@ -214,8 +218,7 @@ def make_config(trace, model, hardware, batch_size, strategy, params, cache, evi
     if batching is not None and batching not in BATCHINGS:
         raise ConfigError(f"batching must be one of {', '.join(repr(b) for b in BATCHINGS)}, got {batching!r}")
     defn = get_strategy(strategy)
-    values = defn.resolve(params) if defn.params else []
-    resolved = tuple((p.name, float(v)) for p, v in zip(defn.params, values))
+    resolved = tuple(defn.checked(params).items()) if defn.params else ()
     if not isinstance(eviction, EvictionChoice):
         given = dict(eviction_params) if eviction_params else None
         try:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._version import __version__
+from ..errors import ConfigError
 from ..replay import METRICS
 from ..replay_execution import EXECUTION_METRICS
 from ..strategies import BUILTIN_MODULES, get_strategy
@@ -110,20 +111,25 @@ def read_shards(folder) -> dict[str, dict]:
 def param_columns(strategies) -> list[tuple[str, pa.DataType]]:
     """``(column, type)`` for every parameter of the built-in strategies and ``strategies``.
 
-    A column is ``param_<name>``; its type follows the parameter's kind (int64, float64, bool),
-    float64 where strategies sharing a name disagree.
+    A column is ``param_<name>``; its type follows the parameter's kind (int64, float64, bool,
+    string for a file's path), float64 where numeric strategies sharing a name disagree.
     """
     kinds: dict[str, str] = {}
     names = [get_strategy(m.replace("_", "-")).name for m in BUILTIN_MODULES] + list(strategies)
     for s in dict.fromkeys(names):
         for p in get_strategy(s).params:
             if kinds.setdefault(p.name, p.kind) != p.kind:
+                if "file" in (p.kind, kinds[p.name]):
+                    raise ConfigError(f"strategy {s!r} parameter {p.name!r} is a {p.kind} where another strategy's is a "
+                                      f"{kinds[p.name]}: a results column holds one kind")
                 kinds[p.name] = "float"
-    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "file": pa.string()}
     return [(f"param_{n}", types[k]) for n, k in kinds.items()]
 
 
-def _param_value(value: float, dtype: pa.DataType):
+def _param_value(value, dtype: pa.DataType):
+    if pa.types.is_string(dtype):
+        return str(value)
     if pa.types.is_integer(dtype):
         return int(value)
     if pa.types.is_boolean(dtype):

@@ -357,6 +357,14 @@ def _seed(r: _Reader, value, path, runs: int) -> int:
                      f"run r generates with seed + r, a 64-bit integer, and runs = {runs}")
 
 
+def _param_file(r: _Reader, value: str, where: tuple) -> str:
+    """A file parameter's path, relative to the spec, which must exist when the spec is read."""
+    file = r.path_value(value)
+    if not file.is_file():
+        raise r.fail(where, f"no such file: {file}")
+    return str(file)
+
+
 def _check_strategy_param(defn, name: str, value) -> None:
     """One strategy parameter value, as the strategy checks it; FastsimError or ValueError."""
     check_param_number(defn.params, name, value, f"strategy {defn.name!r} parameter {name!r}")
@@ -422,10 +430,13 @@ def _strategies(raw: dict, r: _Reader, shaped: list) -> tuple[StrategyGrid, ...]
             r.check_keys(grid, known | _GRID_AXES, path, f"strategy {name!r} (its parameters: {', '.join(defn.param_names()) or 'none'}; axes")
             keys = [k for k in grid if k not in _GRID_AXES]
             lists = []
+            files = {p.name for p in defn.params if p.kind == "file"}
             for k in keys:
-                values = r.as_list(grid[k], path + (k,))
+                values = list(r.as_list(grid[k], path + (k,)))
                 for i, v in enumerate(values):
                     where = path + (k, i) if isinstance(grid[k], list) else path + (k,)
+                    if k in files and isinstance(v, str) and v:
+                        values[i] = v = _param_file(r, v, where)
                     try:
                         _check_strategy_param(defn, k, v)
                     except ValueError as exc:

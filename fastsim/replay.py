@@ -14,7 +14,7 @@ from .eviction import EvictionDef, get_eviction
 from .strategies import StrategyDef, get_strategy
 from .timeline import core
 from .timeline.durations import cost_tables, layer_cost_tables
-from .timeline.entries import entry_for
+from .timeline.entries import cacheable, entry_for
 from .timeline.layout import GLOBAL, CacheLayout, resolve_layout
 from .timeline.options import ExecutionOptions, execution_options
 from .timeline.recorded import CONTINUOUS, RECORDED, resolve_batching
@@ -403,7 +403,7 @@ def kernel_inputs(cfg: ReplayConfig, sched: Schedule, top_k: int, per_step: bool
     tokens = table_tokens(cfg, sched)
     if uses_demand_path(cfg):
         return cfg.strategy.replay, (sched, cost_tables(cfg.model, cfg.hardware, tokens), config, cfg.params)
-    entry = entry_for(cfg.strategy, cfg.policy, cached=cfg.strategy.builtin and cfg.policy.builtin)
+    entry = entry_for(cfg.strategy, cfg.policy, cached=cacheable(cfg.strategy, cfg.policy))
     cost = layer_cost_tables(cfg.model, cfg.hardware, tokens)
     return entry, (sched, cost, config, cfg.params, cfg.layout.arrays(), cfg.eviction_params)
 

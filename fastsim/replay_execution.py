@@ -8,7 +8,7 @@ from ._version import __version__
 from .timeline import core
 from .timeline import execution as ex
 from .timeline.durations import layer_cost_tables
-from .timeline.entries import execution_entry_for
+from .timeline.entries import cacheable, execution_entry_for
 from .timeline.exec_durations import execution_cost_tables
 from .timeline.prefill import Phases, access_phases, prefill_steps
 from .timeline.recorded import CONTINUOUS, recorded_prefill_steps
@@ -79,7 +79,7 @@ def execution_inputs(cfg, sched, trace, per_step: bool, record: bool):
         need_nvme=cfg.hardware.host_bytes is not None,
     )
     config = config_array(cfg, trace.top_k, per_step, record)
-    entry = execution_entry_for(cfg.strategy, cfg.policy, cached=cfg.strategy.builtin and cfg.policy.builtin)
+    entry = execution_entry_for(cfg.strategy, cfg.policy, cached=cacheable(cfg.strategy, cfg.policy))
     args = (sched, cost, xcost, config, xconfig_array(cfg), cfg.params, cfg.layout.arrays(), cfg.eviction_params,
             phases.r_prefill)
     return entry, args, phases

@@ -69,7 +69,7 @@ def fixed_keys_strategy():
         return register_strategy(
             "test-fixed-keys", _fixed_init, _fixed_observe,
             params=[Param("seed", 0, "int", 0, 10**6), Param("count", 0, "int", 0, 64)],
-            reference=FixedKeysReference, description="test strategy wanting fixed pseudo-random keys",
+            reference=FixedKeysReference, description="test strategy wanting fixed pseudo-random keys", cache=True,
         )
 
 

@@ -61,6 +61,8 @@ class EvictionDef:
     builtin: bool = False
     description: str = ""
     reference: Callable | None = field(default=None, compare=False)
+    #: a user policy whose entry points join the on-disk compilation cache (``register_eviction``)
+    cache: bool = False
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]
@@ -115,11 +117,13 @@ def register_eviction(
     needs_scores: bool = False,
     description: str = "",
     replace: bool = False,
+    cache: bool = False,
 ) -> EvictionDef:
     """Register a user policy (a :class:`Hooks` of ``@numba.njit`` functions) under ``name``.
 
     It then runs in :func:`fastsim.replay` and sweeps like a built-in one, with every strategy.
-    Its entry points compile once per process on first use. ``reference`` is an optional
+    Its entry points compile once per process on first use, or with ``cache=True`` once per
+    machine, as :func:`fastsim.strategies.register_strategy` says. ``reference`` is an optional
     pure-Python class for :func:`fastsim.reference.replay_reference` (``docs/eviction.md``).
     """
     if not isinstance(name, str) or not name:
@@ -131,7 +135,8 @@ def register_eviction(
     for what, fn in zip(Hooks._fields, hooks):
         if not hasattr(fn, "py_func"):
             raise ConfigError(f"eviction {name!r}: hook {what} must be a numba.njit function")
-    defn = EvictionDef(name, hooks, tuple(params), needs_next_use, needs_scores, False, False, description, reference)
+    defn = EvictionDef(name, hooks, tuple(params), needs_next_use, needs_scores, False, False, description, reference,
+                       cache=bool(cache))
     _REGISTRY[name] = defn
     add_eviction_reference(name, reference)
     return defn

@@ -134,6 +134,8 @@ class StrategyDef:
     needs_scores: bool = False
     #: reads the schedule's per-step request releases (``sched.rel_ptr``, ``rel_keys``, ``rel_counts``)
     needs_requests: bool = False
+    #: a user strategy whose entry points join the on-disk compilation cache (``register_strategy``)
+    cache: bool = False
 
     def __post_init__(self):
         if self.feedback is not None:
@@ -228,11 +230,16 @@ def register_strategy(
     feedback: Callable | None = None,
     needs_scores: bool = False,
     needs_requests: bool = False,
+    cache: bool = False,
 ) -> StrategyDef:
     """Register a user strategy (a pair of ``@numba.njit`` functions) under ``name``.
 
-    It then runs in :func:`fastsim.replay` and sweeps like a built-in one. Its entry point is
-    compiled once per process on first use (user code cannot join fastsim's on-disk cache).
+    It then runs in :func:`fastsim.replay` and sweeps like a built-in one. Its entry points are
+    compiled once per process on first use; with ``cache=True`` they are kept on disk like the
+    built-ins', under a name that carries a digest of the source files of its hooks (and of a
+    user policy's), so an edit to those files compiles afresh. As with numba's own
+    ``cache=True``, an edit to a helper in *another* file is not seen: leave ``cache`` off while
+    such helpers change.
     ``feedback``, an optional third ``@numba.njit`` function, sees each ``(step, layer)``'s demand
     outcomes before ``observe`` (module notes); its reference then needs ``feedback(s, l, R, outcomes)``.
     ``needs_scores``: ``observe`` reads ``sched.r_scores`` (filled when the trace has router scores,
@@ -248,7 +255,7 @@ def register_strategy(
         if not hasattr(fn, "py_func"):
             raise ConfigError(f"strategy {name!r}: {what} must be a numba.njit function")
     defn = StrategyDef(name, init, observe, tuple(params), None, reference, description, feedback=feedback,
-                       needs_scores=bool(needs_scores), needs_requests=bool(needs_requests))
+                       needs_scores=bool(needs_scores), needs_requests=bool(needs_requests), cache=bool(cache))
     _REGISTRY[name] = defn
     add_reference(name, reference)
     return defn

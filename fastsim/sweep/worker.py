@@ -190,9 +190,9 @@ def run_task(task: TaskSpec, sched=None) -> TaskResult:
 def entry_of(rcfg, rsched, top_k: int):
     """The jitted entry point a resolved configuration runs through."""
     if rcfg.uses_execution:
-        from ..timeline.entries import execution_entry_for
+        from ..timeline.entries import cacheable, execution_entry_for
 
-        return execution_entry_for(rcfg.strategy, rcfg.policy, cached=rcfg.strategy.builtin and rcfg.policy.builtin)
+        return execution_entry_for(rcfg.strategy, rcfg.policy, cached=cacheable(rcfg.strategy, rcfg.policy))
     return kernel_inputs(rcfg, rsched, top_k)[0]
 
 

@@ -5,11 +5,14 @@ its cache in every new process. So each built-in pair gets its own module-level-
 the template's code object with the pair's hooks bound as globals and a qualified name of its
 own (``replay__top_k__lfu``), so its compiled code lands in, and loads from, its own cache file.
 fastsim's cache folder is keyed by a hash of all of its sources (:mod:`fastsim._jit`), so an edit
-to any hook recompiles. A pair with a user strategy or a user policy compiles once per process
-instead (user code cannot join fastsim's cache).
+to any hook recompiles. A pair with a user strategy or a user policy compiles once per process,
+unless each user part was registered with ``cache=True``: then its name also carries a digest of
+the user hooks' source files (``replay__mine__lru__u3f...``), so an edit there is a new name.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import sys
 import types
 
@@ -20,7 +23,7 @@ from .core import no_feedback, run_timeline
 from .demand import run_demand_policy
 from .execution import run_execution
 
-__all__ = ["entry_for", "execution_entry_for"]
+__all__ = ["entry_for", "execution_entry_for", "cacheable"]
 
 _ENTRIES: dict = {}
 
@@ -61,11 +64,42 @@ def entry_for(strategy, policy, cached: bool):
     return _specialise(strategy, policy, cached, template, "replay")
 
 
+def cacheable(strategy, policy) -> bool:
+    """Whether a pair's entry points may live in the on-disk cache: each part built in, or a
+    user part registered with ``cache=True`` whose hooks' source files can be read."""
+    return all(d.builtin or (d.cache and _user_digest(d) is not None) for d in (strategy, policy))
+
+
+def _hook_functions(defn) -> list:
+    if hasattr(defn, "observe"):
+        return [defn.init, defn.observe] + ([defn.feedback] if defn.feedback is not None else [])
+    return list(defn.hooks)
+
+
+def _user_digest(defn) -> str | None:
+    """A digest of the qualified names and source files of a user definition's hooks; None
+    when a source file cannot be read (a notebook cell, a string compiled at run time)."""
+    digest = hashlib.blake2b(digest_size=6)
+    for fn in _hook_functions(defn):
+        py = getattr(fn, "py_func", fn)
+        try:
+            source = inspect.getsourcefile(py)
+            with open(source, "rb") as fh:
+                digest.update(fh.read())
+        except (TypeError, OSError):
+            return None
+        digest.update(f"{py.__module__}.{py.__qualname__}".encode())
+    return digest.hexdigest()
+
+
 def _specialise(strategy, policy, cached, template, prefix):
     key = (prefix, strategy.name, policy.name, id(strategy.observe), id(strategy.feedback), id(policy.hooks))
     fn = _ENTRIES.get(key)
     if fn is None:
         name = f"{prefix}__{_ident(strategy.name)}__{_ident(policy.name)}"
+        users = [_user_digest(d) for d in (strategy, policy) if not d.builtin]
+        if cached and users:
+            name += "__u" + "".join(users)
         scope = dict(globals())
         # a strategy without feedback gets the no-op hook, which numba inlines away
         feedback = strategy.feedback if strategy.feedback is not None else no_feedback

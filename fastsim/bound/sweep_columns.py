@@ -3,8 +3,8 @@ each row's share of the headroom, ``(on-demand - strategy) / (on-demand - bound)
 
 The bound depends on the trace, the profiles, the cache (slots, partition, pins), the batch
 size and the batching (continuous or the recorded passes), not on the strategy or the eviction
-policy, so it is computed once per such group and shared by the group's rows. Rows it does not cover (SPEC section 7's execution options, byte
-budgets over several expert sizes) get nulls.
+policy, so it is computed once per such group and shared by the group's rows. Rows it does not
+cover (SPEC section 7's execution options, byte budgets over several expert sizes) get nulls.
 """
 from __future__ import annotations
 

@@ -76,9 +76,21 @@ def _hook_functions(defn) -> list:
     return list(defn.hooks)
 
 
+#: id(definition) -> (definition, digest): each user definition's files are read once
+_DIGESTS: dict = {}
+
+
 def _user_digest(defn) -> str | None:
-    """A digest of the qualified names and source files of a user definition's hooks; None
-    when a source file cannot be read (a notebook cell, a string compiled at run time)."""
+    """A digest of the qualified names and source files of a user definition's hooks, read once
+    per definition; None when a source file cannot be read (a notebook cell, a string compiled
+    at run time)."""
+    known = _DIGESTS.get(id(defn))
+    if known is None or known[0] is not defn:
+        known = _DIGESTS[id(defn)] = (defn, _read_digest(defn))
+    return known[1]
+
+
+def _read_digest(defn) -> str | None:
     digest = hashlib.blake2b(digest_size=6)
     for fn in _hook_functions(defn):
         py = getattr(fn, "py_func", fn)
